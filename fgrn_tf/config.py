@@ -1,0 +1,182 @@
+"""Typed, frozen configurations for FGRN (Li et al., BMVC 2021) and its training presets.
+
+Numbers that define the method live here and travel with a training workdir as JSON, so that
+evaluation, export and the command-line tool need only the workdir.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Literal
+
+Guidance = Literal["flow", "bicubic", "none"]
+GUIDANCE_MODES = ("flow", "bicubic", "none")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Architecture and loss weights of one FGRN network.
+
+  Attributes:
+    scale: integer rescaling factor s (2 or 4 in the paper; any s >= 2 works).
+    width: channels of the ResBlocks in Gd and Gu.
+    down_blocks: ResBlocks in the downscaler Gd.
+    up_blocks: ResBlocks in the upscaler Gu.
+    flow_cells: K, invertible coupling cells in the flow guidance module F.
+    flow_growth: growth channels of the dense blocks a, b, p inside each cell.
+    flow_clamp: bound on the log-scale, `clamp * tanh(b / 2)` (= IRN's `2*sigmoid-1` form).
+    gamma: weight of the log-determinant in the guidance loss (paper eq. 9: 1e-3).
+    guidance: "flow" (FGRN), "bicubic" (DU_bic, L1 of x to bicubic LR, no F) or "none"
+      (DU_none). The two ablations of the paper's Table 3.
+    snap: snap F^-1(lr) back onto the 1/255 grid before Gu at test time (x was quantized).
+  """
+
+  scale: int = 2
+  width: int = 64
+  down_blocks: int = 5
+  up_blocks: int = 5
+  flow_cells: int = 3
+  flow_growth: int = 32
+  flow_clamp: float = 1.0
+  gamma: float = 1e-3
+  guidance: Guidance = "flow"
+  snap: bool = True
+
+  def __post_init__(self):
+    if not isinstance(self.scale, int) or self.scale < 2:
+      raise ValueError(f"scale must be an integer >= 2, got {self.scale!r}")
+    if self.guidance not in GUIDANCE_MODES:
+      raise ValueError(f"guidance must be one of {GUIDANCE_MODES}, got {self.guidance!r}")
+    for name in ("width", "down_blocks", "up_blocks", "flow_growth"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+    if self.flow_cells < 0:
+      raise ValueError(f"flow_cells must be >= 0, got {self.flow_cells!r}")
+
+  @property
+  def uses_flow(self) -> bool:
+    return self.guidance == "flow" and self.flow_cells > 0
+
+  def replace(self, **changes) -> ModelConfig:
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: dict) -> ModelConfig:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - known
+    if unknown:
+      raise ValueError(f"unknown ModelConfig fields {sorted(unknown)}")
+    return cls(**d)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """How a network is trained.
+
+  Attributes:
+    batch_size: global batch (split over replicas).
+    patch_size: HR patch side; a multiple of the scale.
+    steps: total optimizer steps.
+    learning_rate: Adam's initial rate.
+    lr_halving_steps: the rate is halved every this many steps (paper: 2e5).
+    seed: seed for weights, patch sampling and augmentation.
+    steps_per_epoch: steps between backups, validation and logs (Keras "epochs").
+    val_images: images held out of the training folders for validation when no validation
+      folder is given.
+  """
+
+  batch_size: int = 36
+  patch_size: int = 192
+  steps: int = 500_000
+  learning_rate: float = 3e-4
+  lr_halving_steps: int = 200_000
+  seed: int = 0
+  steps_per_epoch: int = 1000
+  val_images: int = 5
+
+  def replace(self, **changes) -> TrainConfig:
+    return dataclasses.replace(self, **changes)
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  """A model and the recipe that trains it."""
+
+  model: ModelConfig
+  train: TrainConfig
+
+  def to_json(self) -> str:
+    return json.dumps(
+        {"model": dataclasses.asdict(self.model), "train": dataclasses.asdict(self.train)},
+        indent=2, sort_keys=True)
+
+  @classmethod
+  def from_json(cls, text: str) -> Experiment:
+    d = json.loads(text)
+    return cls(model=ModelConfig.from_dict(d["model"]), train=TrainConfig(**d["train"]))
+
+
+def x2() -> Experiment:
+  """The paper's x2 model and recipe: 1.33M parameters (here 1,323,008 = -0.5%).
+
+  Paper (DIV2K+Flickr2K, 5e5 steps): Set5 44.15 dB / 0.9902, Set14 42.28 / 0.9840.
+  """
+  return Experiment(ModelConfig(scale=2, width=64, down_blocks=5, up_blocks=5, flow_cells=3),
+                    TrainConfig())
+
+
+def x4() -> Experiment:
+  """The paper's x4 model and recipe: 3.35M parameters (here 3,358,788 = +0.3%).
+
+  Paper (DIV2K+Flickr2K, 5e5 steps): Set5 36.97 dB / 0.9505, Set14 33.77 / 0.9168.
+  """
+  return Experiment(ModelConfig(scale=4, width=96, down_blocks=8, up_blocks=8, flow_cells=3),
+                    TrainConfig())
+
+
+def quick() -> Experiment:
+  """The default: the x2 network trained for a few minutes on a 2-core CPU.
+
+  A demonstration of the whole loop, not a usable model: expect a validation PSNR a few dB
+  above nearest-neighbour rescaling.
+  """
+  return Experiment(x2().model,
+                    TrainConfig(batch_size=4, patch_size=64, steps=300, lr_halving_steps=10_000,
+                                steps_per_epoch=50, val_images=2))
+
+
+def smoke() -> Experiment:
+  """A tiny network for tests: trains end to end in well under a minute; the result is noise."""
+  return Experiment(
+      ModelConfig(scale=2, width=8, down_blocks=1, up_blocks=1, flow_cells=2, flow_growth=4),
+      TrainConfig(batch_size=2, patch_size=32, steps=6, lr_halving_steps=1000, steps_per_epoch=3,
+                  val_images=1))
+
+
+PRESETS: dict[str, Callable[[], Experiment]] = {
+    "x2": x2,
+    "x4": x4,
+    "quick": quick,
+    "smoke": smoke,
+}
+
+
+def preset(name: str) -> Experiment:
+  try:
+    return PRESETS[name]()
+  except KeyError:
+    raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+
+
+def model_preset_for_scale(scale: int) -> ModelConfig:
+  """The paper-sized network for a scale (x2 and x4 as published)."""
+  if scale == 2:
+    return x2().model
+  if scale == 4:
+    return x4().model
+  raise ValueError(f"no paper-sized preset for scale {scale}; the paper gives x2 and x4")

@@ -1,0 +1,1 @@
+"""Data: image reading, MATLAB bicubic, the training pipeline, built-in default images."""

@@ -1,0 +1,103 @@
+"""MATLAB `imresize(..., 'bicubic')` (antialiased), in numpy and as a TensorFlow op.
+
+The field's tables (and FGRN's guidance target y_bic) use MATLAB's bicubic. `imresize_np` is a
+direct port, the reference; `bicubic_downscale`/`bicubic_upscale` get the same numbers from TF's
+own antialiased bicubic resize by padding symmetrically first (MATLAB mirrors the border,
+TF renormalises the weights there) and cropping after. Training and evaluation both use the
+TF functions; tests hold them to the numpy port and to ../shared/reference.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+
+def _cubic(x):
+  ax = np.abs(x)
+  ax2, ax3 = ax * ax, ax * ax * ax
+  return ((1.5 * ax3 - 2.5 * ax2 + 1) * (ax <= 1)
+          + (-0.5 * ax3 + 2.5 * ax2 - 4 * ax + 2) * ((ax > 1) & (ax <= 2)))
+
+
+def _contributions(in_len: int, out_len: int, scale: float):
+  """MATLAB's `contributions`: per output pixel, weights and 0-based source indices."""
+  width = 4.0
+  if scale < 1:  # antialiasing: stretch the kernel to low-pass before subsampling
+    kernel = lambda x: scale * _cubic(scale * x)  # noqa: E731
+    width /= scale
+  else:
+    kernel = _cubic
+  u = np.arange(1, out_len + 1, dtype=np.float64) / scale + 0.5 * (1 - 1 / scale)
+  left = np.floor(u - width / 2)
+  taps = int(math.ceil(width)) + 2
+  idx = left[:, None] + np.arange(taps)[None, :]
+  weights = kernel(u[:, None] - idx)
+  weights /= weights.sum(axis=1, keepdims=True)
+  mirror = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
+  idx = mirror[np.mod(idx - 1, 2 * in_len).astype(np.int64)]
+  keep = np.any(weights != 0, axis=0)
+  return weights[:, keep], idx[:, keep]
+
+
+def imresize_np(image: np.ndarray, scale: float) -> np.ndarray:
+  """MATLAB `imresize(image, scale, 'bicubic')`: numpy reference implementation.
+
+  Args:
+    image: `[H, W]` or `[H, W, C]`, any numeric dtype (uint8 is read as 0..255 values).
+    scale: resize factor (< 1 downscales, with antialiasing).
+
+  Returns:
+    float64 `[ceil(H*scale), ceil(W*scale)(, C)]`, not rounded or clipped.
+  """
+  out = np.asarray(image, dtype=np.float64)
+  if out.ndim not in (2, 3):
+    raise ValueError(f"imresize_np expects [H, W] or [H, W, C], got shape {out.shape}")
+  # MATLAB resizes the dimension with the smaller scale first; equal scales: rows first.
+  for axis in (0, 1):
+    n = out.shape[axis]
+    weights, idx = _contributions(n, int(math.ceil(n * scale)), scale)
+    moved = np.moveaxis(out, axis, 0)
+    gathered = moved[idx]  # [out, taps, ...]
+    w = weights.reshape(weights.shape + (1,) * (moved.ndim - 1))
+    out = np.moveaxis((gathered * w).sum(axis=1), 0, axis)
+  return out
+
+
+def _check_pad(images, pad: int, what: str):
+  h, w = images.shape[1], images.shape[2]
+  if (h is not None and h < pad) or (w is not None and w < pad):
+    raise ValueError(f"{what}: image {h}x{w} is too small for MATLAB-style border handling "
+                     f"(needs at least {pad} pixels per side)")
+
+
+def bicubic_downscale(images, scale: int):
+  """MATLAB-bicubic downscale by an integer factor, as TF ops.
+
+  Args:
+    images: float `[N, H, W, C]` (any value range), H and W multiples of `scale`.
+    scale: integer factor.
+
+  Returns:
+    float32 `[N, H/scale, W/scale, C]`, not rounded or clipped.
+  """
+  images = tf.convert_to_tensor(images, tf.float32)
+  pad = 2 * scale
+  _check_pad(images, pad, "bicubic_downscale")
+  padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], "SYMMETRIC")
+  size = tf.shape(padded)[1:3] // scale
+  out = tf.image.resize(padded, size, method="bicubic", antialias=True)
+  return out[:, 2:-2, 2:-2, :]
+
+
+def bicubic_upscale(images, scale: int):
+  """MATLAB-bicubic upscale by an integer factor, as TF ops: `[N, h, w, C]` -> `[N, hs, ws, C]`."""
+  images = tf.convert_to_tensor(images, tf.float32)
+  _check_pad(images, 2, "bicubic_upscale")
+  padded = tf.pad(images, [[0, 0], [2, 2], [2, 2], [0, 0]], "SYMMETRIC")
+  size = tf.shape(padded)[1:3] * scale
+  out = tf.image.resize(padded, size, method="bicubic", antialias=True)
+  crop = 2 * scale
+  return out[:, crop:-crop, crop:-crop, :]

@@ -1,0 +1,1 @@
+"""FGRN network pieces."""

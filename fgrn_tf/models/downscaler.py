@@ -1,0 +1,48 @@
+"""Gd, the downscaler of FGRN (Li et al., BMVC 2021): squeeze, conv, ResBlocks, conv to RGB."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from fgrn_tf.models.blocks import ResBlock
+
+
+@keras.saving.register_keras_serializable(package="fgrn_tf")
+class Downscaler(layers.Layer):
+  """HR `[N, H, W, 3]` in [0, 1] -> representation x `[N, H/s, W/s, 3]`.
+
+  All convolutions run at the LR resolution after the space-to-depth squeeze. The output is a
+  residual on top of the s x s box average, so a new network already downscales sensibly and
+  short CPU runs do not spend their first thousand steps finding the colours.
+  """
+
+  def __init__(self, scale: int, width: int, blocks: int, **kwargs):
+    super().__init__(**kwargs)
+    self.scale = scale
+    self.width = width
+    self.blocks = blocks
+    self.head = layers.Conv2D(width, 3, padding="same", name="head")
+    self.body = [ResBlock(width, name=f"res{i}") for i in range(blocks)]
+    self.tail = layers.Conv2D(3, 3, padding="same", name="tail")
+
+  def build(self, input_shape):
+    if input_shape[-1] != 3:
+      raise ValueError(f"Downscaler expects RGB input [N, H, W, 3], received {tuple(input_shape)}")
+    lead = tuple(input_shape[:-1])
+    self.head.build(lead + (3 * self.scale**2,))
+    for block in self.body:
+      block.build(lead + (self.width,))
+    self.tail.build(lead + (self.width,))
+
+  def call(self, hr):
+    s = self.scale
+    h = self.head(tf.nn.space_to_depth(hr, s))
+    for block in self.body:
+      h = block(h)
+    return tf.nn.avg_pool2d(hr, s, s, "VALID") + self.tail(h)
+
+  def get_config(self):
+    return {**super().get_config(), "scale": self.scale, "width": self.width,
+            "blocks": self.blocks}

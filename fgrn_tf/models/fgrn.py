@@ -1,0 +1,219 @@
+"""FGRN (Li et al., "Approaching the Limit of Image Rescaling via Flow Guidance", BMVC 2021).
+
+`FGRN` holds Gd, Gu and F, trains them with one custom `train_step` (L_rec for Gd/Gu, L_guide
+for F on a stopped-gradient x) and rescales uint8 images with `downscale` and `upscale`.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from fgrn_tf import losses
+from fgrn_tf.config import ModelConfig
+from fgrn_tf.models.downscaler import Downscaler
+from fgrn_tf.models.flow import FlowGuidance
+from fgrn_tf.models.quantize import from_uint8, quantize, to_uint8
+from fgrn_tf.models.upscaler import Upscaler
+
+TRAIN_METRICS = ("loss", "rec_loss", "guide_loss", "guide_l1", "logdet", "grad_norm")
+TEST_METRICS = ("psnr", "lr_psnr", "rec_loss")
+
+
+def check_image_batch(images, name: str, scale: int | None = None, dtype=tf.uint8):
+  """Raises ValueError unless `images` is a `[N, H, W, 3]` batch of `dtype`.
+
+  With `scale`, H and W must be multiples of it. Static shapes are checked in Python; unknown
+  H/W (inside a `tf.function` with a dynamic signature) are checked by a graph assertion that
+  carries the same message.
+  """
+  images = tf.convert_to_tensor(images)
+  if images.dtype != dtype:
+    raise ValueError(f"{name} must be {dtype.name} [N, H, W, 3]; received dtype "
+                     f"{images.dtype.name} with shape {images.shape}")
+  shape = images.shape
+  if shape.rank != 4 or shape[-1] != 3:
+    raise ValueError(f"{name} must have shape [N, H, W, 3] (RGB batch); received {shape}")
+  if scale is None:
+    return images
+  h, w = shape[1], shape[2]
+  if h is not None and w is not None:
+    if h % scale or w % scale:
+      raise ValueError(f"{name} height and width must be multiples of the scale {scale}; "
+                       f"received {h}x{w} (crop or pad to {h - h % scale}x{w - w % scale})")
+    return images
+  dims = tf.shape(images)[1:3]
+  with tf.control_dependencies([tf.debugging.assert_equal(
+      dims % scale, 0, message=f"{name} height and width must be multiples of the scale {scale}")]):
+    return tf.identity(images)
+
+
+def snap_to_grid(x):
+  """Back onto the 8-bit grid x lived on (x = Q(Gd(y)) was quantized before F)."""
+  return tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0) / 255.0
+
+
+def psnr01(a, b):
+  """PSNR in dB of float images in [0, 1], per example. Returns `[N]`."""
+  mse = tf.reduce_mean(tf.square(a - b), axis=[1, 2, 3])
+  return 10.0 * tf.math.log(1.0 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
+
+
+@keras.saving.register_keras_serializable(package="fgrn_tf")
+class FGRN(keras.Model):
+  """The FGRN rescaling network.
+
+  Training data: HR batches `[N, H, W, 3]` float in [0, 1], alone or as `(hr, y_bic)` /
+  `{"hr": ..., "y_bic": ...}` with `y_bic` the MATLAB-bicubic LR `[N, H/s, W/s, 3]`; when
+  it is absent it is computed here with the same function the data pipeline uses.
+  """
+
+  def __init__(self, config: ModelConfig | dict | None = None, **kwargs):
+    super().__init__(**kwargs)
+    if config is None:
+      config = ModelConfig()
+    if isinstance(config, dict):
+      config = ModelConfig.from_dict(config)
+    self.model_config = config
+    c = config
+    self.downscaler = Downscaler(c.scale, c.width, c.down_blocks, name="Gd")
+    self.upscaler = Upscaler(c.scale, c.width, c.up_blocks, name="Gu")
+    self.flow = (FlowGuidance(c.flow_cells, 3, c.flow_growth, c.flow_clamp, name="F")
+                 if c.uses_flow else None)
+    self.trackers = {name: keras.metrics.Mean(name=name)
+                     for name in dict.fromkeys(TRAIN_METRICS + TEST_METRICS)}
+    self.build((None, None, None, 3))
+
+  @property
+  def scale(self) -> int:
+    return self.model_config.scale
+
+  def build(self, input_shape):
+    if self.built:
+      return
+    self.downscaler.build(input_shape)
+    self.upscaler.build(input_shape)
+    if self.flow is not None:
+      self.flow.build(input_shape)
+    self.built = True
+
+  def get_config(self):
+    return {"config": self.model_config.to_dict(), "name": self.name}
+
+  @classmethod
+  def from_config(cls, config):
+    return cls(**config)
+
+  # ---- the math -----------------------------------------------------------------------------
+
+  def _flow_forward(self, x):
+    if self.flow is None:
+      return x, tf.zeros(tf.shape(x)[:1], x.dtype)
+    return self.flow.forward(x)
+
+  def _flow_inverse(self, lr):
+    if self.flow is None:
+      return lr, tf.zeros(tf.shape(lr)[:1], lr.dtype)
+    return self.flow.inverse(lr)
+
+  def call(self, hr, training=False):
+    """The training-time forward pass.
+
+    Args:
+      hr: `[N, H, W, 3]` float in [0, 1], H and W multiples of the scale.
+
+    Returns:
+      dict: `x` = Q(Gd(hr)) `[N, H/s, W/s, 3]`; `sr` = Gu(x) `[N, H, W, 3]` (unclamped);
+      `lr` = F(stop_gradient(x)) (not quantized), `logdet` `[N]` of F at x.
+    """
+    x = quantize(self.downscaler(hr))
+    sr = self.upscaler(x)
+    lr, logdet = self._flow_forward(tf.stop_gradient(x))
+    return {"x": x, "sr": sr, "lr": lr, "logdet": logdet}
+
+  def downscale_float(self, hr):
+    """Test-time downscale Q(F(Q(Gd(y)))): float HR in [0, 1] -> LR on the 8-bit grid."""
+    lr, _ = self._flow_forward(quantize(self.downscaler(hr)))
+    return quantize(lr)
+
+  def upscale_float(self, lr):
+    """Test-time upscale Gu(F^-1(lr)): float LR in [0, 1] -> HR float (unclamped)."""
+    x, _ = self._flow_inverse(lr)
+    if self.model_config.snap and self.flow is not None:
+      x = snap_to_grid(x)
+    return self.upscaler(x)
+
+  def downscale(self, hr):
+    """uint8 HR `[N, H, W, 3]` (H, W multiples of the scale) -> uint8 LR `[N, H/s, W/s, 3]`."""
+    hr = check_image_batch(hr, "downscale input", self.scale)
+    return to_uint8(self.downscale_float(from_uint8(hr)))
+
+  def upscale(self, lr):
+    """uint8 LR `[N, h, w, 3]` -> uint8 HR `[N, h*s, w*s, 3]`."""
+    lr = check_image_batch(lr, "upscale input")
+    return to_uint8(self.upscale_float(from_uint8(lr)))
+
+  # ---- training -----------------------------------------------------------------------------
+
+  def _unpack(self, data):
+    if isinstance(data, dict):
+      hr, y_bic = data["hr"], data.get("y_bic")
+    elif isinstance(data, (tuple, list)):
+      hr, y_bic = data[0], (data[1] if len(data) > 1 else None)
+    else:
+      hr, y_bic = data, None
+    hr = tf.convert_to_tensor(hr, tf.float32)
+    if y_bic is None:
+      from fgrn_tf.data.imresize import bicubic_downscale  # data imports models; keep lazy
+      y_bic = bicubic_downscale(hr, self.scale)
+    return hr, tf.convert_to_tensor(y_bic, tf.float32)
+
+  def _loss_terms(self, hr, y_bic, out):
+    """Per-example terms `[N]`: rec, guide (the full L_guide or DU_bic's L1, or zero), guide_l1."""
+    rec = losses.reconstruction(hr, out["sr"])
+    mode = self.model_config.guidance
+    if mode == "flow":
+      guide_l1 = losses.guidance_l1(out["lr"], y_bic)
+      guide = losses.guidance(out["lr"], y_bic, out["logdet"], self.model_config.gamma)
+    elif mode == "bicubic":
+      # DU_bic: x itself is pulled to the bicubic LR, and this gradient does reach Gd.
+      guide_l1 = guide = losses.guidance_l1(out["x"], y_bic)
+    else:
+      guide_l1 = losses.guidance_l1(out["x"], y_bic)
+      guide = tf.zeros_like(rec)
+    return rec, guide, guide_l1
+
+  def train_step(self, data):
+    hr, y_bic = self._unpack(data)
+    with tf.GradientTape() as tape:
+      out = self(hr, training=True)
+      rec, guide, guide_l1 = self._loss_terms(hr, y_bic, out)
+      loss = losses.replica_mean(rec + guide)
+    variables = self.trainable_variables
+    grads = tape.gradient(loss, variables)
+    self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+    values = {"loss": rec + guide, "rec_loss": rec, "guide_loss": guide, "guide_l1": guide_l1,
+              "logdet": out["logdet"], "grad_norm": tf.linalg.global_norm(grads)}
+    return self._update(values)
+
+  def test_step(self, data):
+    hr, y_bic = self._unpack(data)
+    lr = self.downscale_float(hr)
+    sr = quantize(self.upscale_float(lr))
+    return self._update({"psnr": psnr01(hr, sr), "lr_psnr": psnr01(y_bic, lr),
+                         "rec_loss": losses.reconstruction(hr, sr)})
+
+  def _update(self, values):
+    logs = {}
+    multi_worker = isinstance(tf.distribute.get_strategy(),
+                              tf.distribute.MultiWorkerMirroredStrategy)
+    for name, value in values.items():
+      self.trackers[name].update_state(value)
+      result = self.trackers[name].result()
+      # Keras reduces logs along axis 0 across workers; scalars have none (TF-NOTES).
+      logs[name] = tf.reshape(result, [1]) if multi_worker else result
+    return logs
+
+  @property
+  def metrics(self):
+    return list(self.trackers.values())

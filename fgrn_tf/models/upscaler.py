@@ -1,0 +1,53 @@
+"""Gu, the upscaler of FGRN (Li et al., BMVC 2021): conv, ResBlocks, conv, pixel shuffle."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from fgrn_tf.models.blocks import ResBlock
+
+
+@keras.saving.register_keras_serializable(package="fgrn_tf")
+class Upscaler(layers.Layer):
+  """Representation x `[N, h, w, 3]` -> HR `[N, h*s, w*s, 3]` (float, not clamped).
+
+  EDSR's layout: a long skip around the ResBlocks closed by one conv, then a conv to 3*s*s
+  channels and depth-to-space. The output is a residual on nearest-neighbour upsampling of x
+  (tiling x over the s*s sub-pixel channels before the shuffle), the counterpart of Gd's box
+  average.
+  """
+
+  def __init__(self, scale: int, width: int, blocks: int, **kwargs):
+    super().__init__(**kwargs)
+    self.scale = scale
+    self.width = width
+    self.blocks = blocks
+    self.head = layers.Conv2D(width, 3, padding="same", name="head")
+    self.body = [ResBlock(width, name=f"res{i}") for i in range(blocks)]
+    self.body_end = layers.Conv2D(width, 3, padding="same", name="body_end")
+    self.tail = layers.Conv2D(3 * scale**2, 3, padding="same", name="tail")
+
+  def build(self, input_shape):
+    if input_shape[-1] != 3:
+      raise ValueError(f"Upscaler expects [N, h, w, 3], received {tuple(input_shape)}")
+    lead = tuple(input_shape[:-1])
+    self.head.build(lead + (3,))
+    for block in self.body:
+      block.build(lead + (self.width,))
+    self.body_end.build(lead + (self.width,))
+    self.tail.build(lead + (self.width,))
+
+  def call(self, x):
+    s = self.scale
+    h0 = self.head(x)
+    h = h0
+    for block in self.body:
+      h = block(h)
+    h = self.tail(h0 + self.body_end(h))
+    return tf.nn.depth_to_space(h + tf.tile(x, [1, 1, 1, s * s]), s)
+
+  def get_config(self):
+    return {**super().get_config(), "scale": self.scale, "width": self.width,
+            "blocks": self.blocks}

@@ -1,0 +1,20 @@
+"""Shared test setup: quiet TF, the repo on sys.path, paths to ../shared."""
+
+import os
+import pathlib
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import pytest  # noqa: E402
+
+SHARED = pathlib.Path(os.environ.get("FGRN_SHARED", ROOT.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir():
+  if not SHARED.is_dir():
+    pytest.skip(f"{SHARED} not present")
+  return SHARED

@@ -10,6 +10,7 @@ Layout (written by `train_lib`, read by evaluation, export and the command-line 
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 from fgrn_tf.config import Experiment
@@ -31,9 +32,13 @@ def read_experiment(workdir) -> Experiment:
 
 
 def write_experiment(workdir, experiment: Experiment) -> None:
+  """Writes config.json atomically (a temporary file renamed into place): a run killed at any
+  moment leaves the old file or the new one, never a partial one."""
   path = pathlib.Path(workdir)
   path.mkdir(parents=True, exist_ok=True)
-  (path / CONFIG).write_text(experiment.to_json())
+  tmp = path / f".{CONFIG}.{os.getpid()}.tmp"
+  tmp.write_text(experiment.to_json())
+  os.replace(tmp, path / CONFIG)
 
 
 def weights_path(workdir) -> pathlib.Path:

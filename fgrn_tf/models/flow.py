@@ -50,13 +50,17 @@ class FlowCell(layers.Layer):
     self.b.build(lead + (1,))
     self.p.build(lead + (1,))
 
+  # Zero-channel slices (pivot at either end) are left out: TFLite's XNNPACK delegate cannot
+  # resize a graph that holds an empty tensor, so the exported .tflite would not run.
   def _split(self, x):
-    k = self.pivot
-    return x[..., k:k + 1], ops.concatenate([x[..., :k], x[..., k + 1:]], axis=-1)
+    k, c = self.pivot, self.channels
+    rest = [part for part, size in ((x[..., :k], k), (x[..., k + 1:], c - k - 1)) if size]
+    return x[..., k:k + 1], rest[0] if len(rest) == 1 else ops.concatenate(rest, axis=-1)
 
   def _merge(self, l1, l2):
-    k = self.pivot
-    return ops.concatenate([l2[..., :k], l1, l2[..., k:]], axis=-1)
+    k, c = self.pivot, self.channels
+    parts = [part for part, size in ((l2[..., :k], k), (l1, 1), (l2[..., k:], c - k - 1)) if size]
+    return ops.concatenate(parts, axis=-1)
 
   def _log_scale(self, l1):
     return self.clamp * ops.tanh(0.5 * self.b(l1))

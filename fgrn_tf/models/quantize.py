@@ -21,7 +21,9 @@ def quantize(x: tf.Tensor) -> tf.Tensor:
 
 def to_uint8(x: tf.Tensor) -> tf.Tensor:
   """Float image in [0, 1] -> uint8, rounding to nearest and saturating."""
-  return tf.saturate_cast(tf.round(x * 255.0), tf.uint8)
+  # Not tf.saturate_cast: it lowers to tf.ClipByValue, which is no TFLite builtin (the export
+  # would need Flex); clip_by_value on a float with scalar bounds lowers to MINIMUM + RELU.
+  return tf.cast(tf.clip_by_value(tf.round(x * 255.0), 0.0, 255.0), tf.uint8)
 
 
 def from_uint8(x: tf.Tensor) -> tf.Tensor:

@@ -1,0 +1,143 @@
+"""Training step speed of FGRN in TF's default graph mode, with XLA, and under MirroredStrategy.
+
+Default and XLA share one process on one device; MirroredStrategy over 2 logical CPUs needs a
+process of its own (logical devices are fixed before TensorFlow initialises):
+
+  python bench/train_modes.py --modes default,xla --scales 2,4
+  python bench/train_modes.py --modes mirrored --scales 2,4
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from bench import common  # noqa: E402
+
+MODES = ("default", "xla", "mirrored")
+
+
+def make_dataset(scale: int, batch: int, patch: int, seed: int = 0):
+  """An endless dataset of one fixed `(hr, y_bic)` batch: the step alone, no input pipeline.
+
+  Returns:
+    `tf.data.Dataset` of `(hr [batch, patch, patch, 3], y_bic [batch, patch/s, patch/s, 3])`,
+    float32 in [0, 1].
+  """
+  import tensorflow as tf
+
+  from fgrn_tf.data.imresize import bicubic_downscale
+
+  hr = tf.random.stateless_uniform([batch, patch, patch, 3], seed=[seed, 1])
+  y_bic = bicubic_downscale(hr, scale)
+  # Slices then batch (not from_tensors) so that tf.distribute can split the global batch.
+  return tf.data.Dataset.from_tensor_slices((hr, y_bic)).repeat().batch(batch)
+
+
+class _StepTimer:
+  """Keras callback collecting the wall time between consecutive training batch ends."""
+
+  def __init__(self):
+    import keras
+
+    timer = self
+
+    class Callback(keras.callbacks.Callback):
+      def on_train_batch_end(self, batch, logs=None):
+        timer.ends.append(time.perf_counter())
+
+    self.ends: list[float] = []
+    self.callback = Callback()
+
+  def step_times(self) -> list[float]:
+    return [b - a for a, b in zip(self.ends, self.ends[1:], strict=False)]
+
+
+def measure(scale: int, mode: str, batch: int, patch: int, steps: int, quick: bool,
+            warmup: int = 2, strategy=None) -> dict:
+  """Times `steps` training steps of `FGRN.fit` after `warmup` (tracing, XLA compile).
+
+  Args:
+    scale: 2 or 4 (paper-sized network, or the smoke one if `quick`).
+    mode: "default" (graph mode), "xla" (`jit_compile=True`) or "mirrored" (`strategy`).
+    batch, patch: global batch and HR patch side.
+    steps: timed steps.
+    warmup: untimed steps first.
+    strategy: for "mirrored", a MirroredStrategy; one per process, shared by the calls (a
+      second one in the same process reuses collective keys and fails with a shape mismatch).
+
+  Returns:
+    `{"scale", "mode", "batch", "patch", "median", "min", "max", "runs"}` in seconds per step,
+    plus `"steps_per_s"` and `"hr_mpix_per_s"` from the median, and `"first_step_s"` (trace
+    and compile), or `"error"` when the mode does not run.
+  """
+  import keras
+  import tensorflow as tf
+
+  from fgrn_tf.models.fgrn import FGRN
+
+  row = {"scale": scale, "mode": mode, "batch": batch, "patch": patch}
+  tag = f"train x{scale} {mode} b{batch} {patch}x{patch}"
+  if mode == "mirrored":
+    row["devices"] = strategy.num_replicas_in_sync
+  else:
+    strategy = tf.distribute.get_strategy()
+  try:
+    with strategy.scope():
+      model = FGRN(common.bench_model_config(scale, quick))
+      model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=(mode == "xla"))
+    data = make_dataset(scale, batch, patch)
+    start = time.perf_counter()
+    model.fit(data, steps_per_epoch=warmup, epochs=1, verbose=0)
+    row["first_step_s"] = time.perf_counter() - start
+    timer = _StepTimer()
+    model.fit(data, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[timer.callback])
+  except Exception as e:  # a mode that does not run is a result to report, not a crash
+    row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    common.progress(tag, f"failed: {row['error']}")
+    return row
+  row.update(common.summarize(timer.step_times()))
+  row["steps_per_s"] = 1.0 / row["median"]
+  row["hr_mpix_per_s"] = row["steps_per_s"] * batch * patch * patch / 1e6
+  common.progress(tag, f"{row['steps_per_s']:.3f} steps/s ({row['median']:.3f} s/step "
+                       f"[{row['min']:.3f}, {row['max']:.3f}] of {row['runs']}), "
+                       f"{row['hr_mpix_per_s']:.3f} HR Mpix/s; warm-up {row['first_step_s']:.1f} s")
+  return row
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--modes", default="default,xla",
+                      help=f"comma-separated, from {MODES}; 'mirrored' must run alone")
+  parser.add_argument("--scales", default="2,4", help="comma-separated scales")
+  parser.add_argument("--batch", type=int, default=4, help="global batch")
+  parser.add_argument("--patch", type=int, default=96, help="HR patch side")
+  parser.add_argument("--steps", type=int, default=5, help="timed steps")
+  parser.add_argument("--threads", type=int, default=None, help="intra/inter-op threads")
+  parser.add_argument("--quick", action="store_true", help="tiny network (smoke preset)")
+  parser.add_argument("--json_out", type=pathlib.Path, help="write the rows here as JSON")
+  args = parser.parse_args(argv)
+  modes = args.modes.split(",")
+  if set(modes) - set(MODES) or ("mirrored" in modes and len(modes) > 1):
+    parser.error(f"--modes: choose from {MODES}; 'mirrored' needs a process of its own")
+  tf = common.configure_tf(threads=args.threads,
+                          logical_cpus=2 if "mirrored" in modes else None)
+  strategy = None
+  if "mirrored" in modes:
+    strategy = tf.distribute.MirroredStrategy(
+        [d.name for d in tf.config.list_logical_devices("CPU")])
+  rows = [measure(int(s), mode, args.batch, args.patch, args.steps, args.quick,
+                  strategy=strategy)
+          for s in args.scales.split(",") for mode in modes]
+  if args.json_out:
+    common.write_json(args.json_out, {"rows": rows})
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,1 @@
+"""Export of a trained FGRN for deployment: SavedModel for TF Serving, .tflite halves for phones."""

@@ -1,0 +1,99 @@
+"""Exports a trained FGRN: SavedModel for TF Serving, .tflite halves for phones, a manifest.
+
+  python export/export_main.py --workdir runs/x2 --output_dir exported/x2 \
+      [--formats savedmodel,tflite_float32,tflite_float16,tflite_int8,tflite_int8_full] \
+      [--model_name fgrn_x2] [--version 1]
+
+See BUILD.md (Export and deployment) for serving and for running the .tflite files on phones.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script from anywhere: `python export/export_main.py`
+  sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+from export import export_lib  # noqa: E402
+
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Training workdir (config.json + best/last.weights.h5) or a .keras file.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "Folder to create with manifest.json, <model_name>/<version>/ (the "
+    "SavedModel) and tflite/<variant>/{downscaler,upscaler}.tflite.")
+_FORMATS = flags.DEFINE_string(
+    "formats", ",".join(export_lib.DEFAULT_FORMATS),
+    f"Comma-separated artifacts to write, from: {', '.join(export_lib.FORMATS)}.")
+_MODEL_NAME = flags.DEFINE_string(
+    "model_name", None, "TF Serving model name (the SavedModel's folder); default fgrn_x<scale>.")
+_VERSION = flags.DEFINE_integer("version", 1, "TF Serving version folder of the SavedModel.")
+_CHECK_DIR = flags.DEFINE_string(
+    "check_dir", None, "Images to compare every artifact with the Keras model on (default: the "
+    "run's validation folder, else its training images).")
+_CHECK_IMAGES = flags.DEFINE_integer("check_images", 5, "How many check images to use.")
+_CHECK_CROP = flags.DEFINE_integer(
+    "check_crop", 256, "Centre-crop check images to at most this side (0: whole images).")
+_CALIBRATION_DIR = flags.DEFINE_string(
+    "calibration_dir", None, "Training images to calibrate full-integer int8 on (default: the "
+    "run's training images).")
+_MAX_INT8_FULL_DROP = flags.DEFINE_float(
+    "max_int8_full_drop", export_lib.DEFAULT_MAX_INT8_FULL_DROP_DB,
+    "Leave full-integer int8 out when its round trip PSNR is more than this many dB below "
+    "the Keras model's.")
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --output_dir.")
+
+
+def run() -> dict:
+  """Loads the model and images named by the flags and exports; returns the manifest."""
+  from fgrn_tf.data import images
+  from fgrn_tf.workdir import load_model, weights_path
+
+  workdir = pathlib.Path(_WORKDIR.value)
+  formats = export_lib.parse_formats(_FORMATS.value)
+  model = load_model(workdir)
+  is_workdir = workdir.is_dir()
+  source = {"path": str(workdir.resolve()),
+            "weights": weights_path(workdir).name if is_workdir else workdir.name}
+  if _CHECK_DIR.value:
+    check_files = images.list_images(_CHECK_DIR.value)
+  elif is_workdir:
+    check_files = export_lib.default_image_files(workdir)
+  else:
+    raise export_lib.ExportError("a .keras file carries no training images: pass --check_dir")
+  check = export_lib.load_check_images(check_files, model.scale, _CHECK_CROP.value,
+                                       _CHECK_IMAGES.value)
+  calibration = None
+  if "tflite_int8_full" in formats:
+    files = (images.list_images(_CALIBRATION_DIR.value) if _CALIBRATION_DIR.value
+             else export_lib.default_image_files(workdir) if is_workdir else check_files)
+    calibration = [images.read_rgb8(f) for f in files[:32]]
+  return export_lib.export(
+      model, _OUTPUT_DIR.value, check, formats=formats, model_name=_MODEL_NAME.value,
+      version=_VERSION.value, calibration_images=calibration,
+      max_int8_full_drop=_MAX_INT8_FULL_DROP.value, overwrite=_OVERWRITE.value, source=source,
+      log=lambda line: print(f"export: {line}", flush=True))
+
+
+def main(argv):
+  if len(argv) > 1:
+    sys.exit(f"export: unexpected arguments {' '.join(argv[1:])}")
+  try:
+    manifest = run()
+  except Exception as e:  # missing or corrupt workdir, bad images, failed checks: one line
+    text = str(e).strip()
+    line = text.splitlines()[0] if text else type(e).__name__
+    sys.exit(f"export: error: {line}")
+  for line in export_lib.summary(manifest):
+    print(line)
+  print(f"export: wrote {_OUTPUT_DIR.value}")
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["workdir", "output_dir"])
+  app.run(main)

@@ -1,0 +1,116 @@
+"""The two halves of FGRN as .tflite files for phones: float32, float16 and int8 variants.
+
+Each half is converted from its signature in the exported SavedModel (the graph TF Serving
+runs), so the weights are frozen constants. Converting a `tf.Module` that merely holds the Keras
+model instead leaves VAR_HANDLE/READ_VARIABLE ops and gives NaN without an error
+(docs/TF-NOTES.md); `fgrn_tf.litert.check_builtin_ops` refuses such a model, and Select-TF
+(Flex) ops, after every conversion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from collections.abc import Callable, Iterable
+
+import numpy as np
+
+from fgrn_tf import litert
+
+# Half (= SavedModel signature) -> file name.
+FILES = {"downscale": "downscaler.tflite", "upscale": "upscaler.tflite"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+  """One way of converting.
+
+  Attributes:
+    name: the --formats name, also the folder under `tflite/` holding the pair.
+    folder: that folder's name.
+    description: one line for the manifest and BUILD.md.
+    optimize: apply the converter's default optimisation (weight quantization).
+    float16: store weights as float16 (with `optimize`).
+    calibrate: quantize activations too, from representative images (full integer).
+  """
+
+  name: str
+  folder: str
+  description: str
+  optimize: bool = False
+  float16: bool = False
+  calibrate: bool = False
+
+
+VARIANTS = {v.name: v for v in (
+    Variant("tflite_float32", "float32", "float32 weights and arithmetic"),
+    Variant("tflite_float16", "float16", "float16 weights, float32 arithmetic on CPU",
+            optimize=True, float16=True),
+    Variant("tflite_int8", "int8", "dynamic-range int8: int8 weights, activations quantized "
+            "on the fly per tensor", optimize=True),
+    Variant("tflite_int8_full", "int8_full", "full-integer int8: int8 weights and activations "
+            "calibrated on training images (float fallback where no int8 kernel exists)",
+            optimize=True, calibrate=True),
+)}
+
+
+def convert(saved_model_dir, half: str, variant: Variant,
+            representative: Callable[[], Iterable[list[np.ndarray]]] | None = None) -> bytes:
+  """Converts one signature of the exported SavedModel to a .tflite model.
+
+  Args:
+    saved_model_dir: the SavedModel written by `export.saved_model.write`.
+    half: "downscale" or "upscale" (the signature to convert).
+    variant: how to convert.
+    representative: for `variant.calibrate`, yields `[uint8 [1, H, W, 3]]` inputs of this half.
+
+  Returns:
+    The .tflite bytes, uint8 `[N, H, W, 3]` in and out with dynamic N, H and W, checked to use
+    TFLite builtin ops only (NotBuiltinOpsError otherwise).
+  """
+  import tensorflow as tf
+
+  if half not in FILES:
+    raise ValueError(f"half must be one of {sorted(FILES)}, got {half!r}")
+  converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[half])
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex fallback
+  if variant.optimize:
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  if variant.float16:
+    converter.target_spec.supported_types = [tf.float16]
+  if variant.calibrate:
+    if representative is None:
+      raise ValueError(f"{variant.name} needs representative images to calibrate on")
+    converter.representative_dataset = representative
+  content = converter.convert()
+  litert.check_builtin_ops(content, f"{FILES[half]} ({variant.name})")
+  return content
+
+
+def write(path, content: bytes, info: dict) -> pathlib.Path:
+  """Writes a converted half with `info` (half, scale, ...) in its `fgrn` metadata entry."""
+  from fgrn_tf.data.images import write_atomic
+
+  path = pathlib.Path(path)
+  write_atomic(path, litert.with_metadata(content, info), overwrite=True)
+  return path
+
+
+def representative_crops(images: list[np.ndarray], scale: int, crop: int = 128,
+                         count: int = 16, seed: int = 0) -> list[np.ndarray]:
+  """Random HR crops (uint8 `[1, crop, crop, 3]`, crop a multiple of the scale) to calibrate on.
+
+  Images smaller than `crop` are used whole, mod-cropped to the scale.
+  """
+  if not images:
+    raise ValueError("no images to calibrate on")
+  crop -= crop % scale
+  rng = np.random.default_rng(seed)
+  out = []
+  for i in range(count):
+    image = images[i % len(images)]
+    h, w = image.shape[:2]
+    ch, cw = min(crop, h - h % scale), min(crop, w - w % scale)
+    y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
+    out.append(np.ascontiguousarray(image[None, y:y + ch, x:x + cw]))
+  return out

@@ -1,0 +1,55 @@
+"""Losses are right under tf.distribute: 2 logical CPUs give the gradients of 1 device."""
+
+import subprocess
+import sys
+import textwrap
+
+from conftest import ROOT
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    sys.path.insert(0, "tests")
+    from helpers import random_images, tiny_model
+    from fgrn_tf import losses
+    from fgrn_tf.data.imresize import bicubic_downscale
+
+    hr = tf.constant(random_images(4, 16, 16, seed=1))
+    y_bic = bicubic_downscale(hr, 2)
+
+    def grads_of(model, hr, y_bic):
+      with tf.GradientTape() as tape:
+        out = model(hr, training=True)
+        rec, guide, _ = model._loss_terms(hr, y_bic, out)
+        loss = losses.replica_mean(rec + guide)
+      return tape.gradient(loss, model.trainable_variables)
+
+    single = grads_of(tiny_model(seed=3), hr, y_bic)
+
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    with strategy.scope():
+      model = tiny_model(seed=3)
+    dataset = tf.data.Dataset.from_tensor_slices((hr, y_bic)).batch(4)
+    batch = next(iter(strategy.experimental_distribute_dataset(dataset)))
+    per_replica = strategy.run(tf.function(lambda h, b: grads_of(model, h, b)), args=batch)
+    summed = [strategy.reduce("SUM", g, axis=None) for g in per_replica]
+    worst = max(float(np.abs(a.numpy() - b.numpy()).max()) for a, b in zip(single, summed))
+    scale = max(float(np.abs(a.numpy()).max()) for a in single)
+    print("REPLICAS", strategy.num_replicas_in_sync, "WORST", worst, "SCALE", scale)
+""")
+
+
+def test_same_gradients_on_one_device_and_two_logical_cpus():
+  result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  words = result.stdout.split()
+  replicas = int(words[words.index("REPLICAS") + 1])
+  worst = float(words[words.index("WORST") + 1])
+  scale = float(words[words.index("SCALE") + 1])
+  assert replicas == 2
+  assert scale > 1e-3
+  assert worst < 1e-5 * max(1.0, scale), (worst, scale)

@@ -1,0 +1,143 @@
+"""eval_main.py / eval_lib: the published bicubic rows, the report files, and bad input."""
+
+import json
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fgrn_tf import eval_lib, workdir
+from fgrn_tf.config import preset
+from fgrn_tf.data.images import write_image
+from fgrn_tf.metrics.psnr_ssim import psnr_y
+from fgrn_tf.models.fgrn import FGRN
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _run_cli(*args, env=None):
+  return subprocess.run([sys.executable, str(ROOT / "eval_main.py"), *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300,
+                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
+
+
+def _strict_json(path):
+  def refuse(name):
+    raise ValueError(f"non-standard JSON constant {name}")
+  return json.loads(pathlib.Path(path).read_text(), parse_constant=refuse)
+
+
+def _photo(h, w, seed):
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[0:h, 0:w]
+  base = np.stack([np.sin(xx / (5 + c) + c) * np.cos(yy / (7 + c)) for c in range(3)], -1)
+  return np.clip(128 + 80 * base + rng.normal(0, 5, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def tiny_set(tmp_path_factory):
+  """Three evaluable images (one gray, one not a multiple of the scale) and one too small."""
+  d = tmp_path_factory.mktemp("tiny_set")
+  write_image(d / "a.png", _photo(40, 36, 0))
+  write_image(d / "b_odd.png", _photo(35, 41, 1))
+  write_image(d / "c_gray.png", _photo(34, 30, 2)[:, :, 1])
+  write_image(d / "d_tiny.png", _photo(12, 40, 3))
+  return d
+
+
+@pytest.fixture(scope="module")
+def smoke_workdir(tmp_path_factory):
+  d = tmp_path_factory.mktemp("smoke_x2")
+  experiment = preset("smoke")
+  workdir.write_experiment(d, experiment)
+  FGRN(experiment.model).save_weights(d / "best.weights.h5")
+  return d
+
+
+def test_cli_bicubic_reproduces_published_set5_x2(shared_dir, tmp_path):
+  proc = _run_cli("--method", "bicubic", "--scale", "2", "--datasets", "Set5",
+                  "--output_dir", str(tmp_path), "--noprogress",
+                  env={"FGRN_DATA_ROOT": str(shared_dir / "datasets")})
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  results = _strict_json(tmp_path / "results.json")
+  m = results["datasets"]["Set5"]["methods"]["bicubic"]
+  assert m["psnr"] == pytest.approx(33.66, abs=0.05)
+  assert m["ssim"] == pytest.approx(0.9299, abs=0.001)
+  assert len(m["per_image"]) == 5 and m["lr_psnr"] == "inf"
+  assert m["niqe_defined"] + m["niqe_undefined"] == 5
+  assert 0 < m["piqe"] < 100
+  md = (tmp_path / "results.md").read_text()
+  assert "| Method | Set5 |" in md and "33.6" in md
+  assert (tmp_path / results["datasets"]["Set5"]["figure"]).stat().st_size > 10_000
+
+
+def test_bicubic_reproduces_published_set5_x4(shared_dir, tmp_path):
+  results = eval_lib.evaluate(["bicubic"], 4, ["Set5"], tmp_path,
+                              data_root=shared_dir / "datasets", progress=False)
+  m = results["datasets"]["Set5"]["methods"]["bicubic"]
+  assert m["psnr"] == pytest.approx(28.42, abs=0.05)
+  assert m["ssim"] == pytest.approx(0.8104, abs=0.001)
+  assert m["niqe"] is None and m["niqe_undefined"] == 5  # every x4 LR is a single block
+  assert all(r["niqe"] is None and "1 block" in r["niqe_undefined"] for r in m["per_image"])
+
+
+def test_fgrn_and_bicubic_on_a_folder(tiny_set, smoke_workdir, tmp_path):
+  results = eval_lib.evaluate("fgrn,bicubic", 2, [str(tiny_set)], tmp_path,
+                              model=smoke_workdir, progress=False)
+  entry = results["datasets"]["tiny_set0"]
+  assert entry["files"] == 4 and entry["evaluated"] == 3
+  assert [s["name"] for s in entry["skipped"]] == ["d_tiny"]
+  assert "too small" in entry["skipped"][0]["reason"]
+  fgrn, bic = entry["methods"]["fgrn"], entry["methods"]["bicubic"]
+  assert [r["name"] for r in fgrn["per_image"]] == ["a", "b_odd", "c_gray"]
+  assert fgrn["per_image"][1]["size"] == [34, 40]  # mod-cropped
+  assert math.isfinite(fgrn["lr_psnr"]) and bic["lr_psnr"] == math.inf
+  saved = _strict_json(tmp_path / "results.json")
+  assert saved["datasets"]["tiny_set0"]["methods"]["bicubic"]["lr_psnr"] == "inf"
+  md = (tmp_path / "results.md").read_text()
+  assert "| FGRN |" in md and "| Bicubic |" in md and "skipped tiny_set0/d_tiny" in md
+  assert (tmp_path / "tiny_set0_x2.png").is_file()
+
+
+def test_gray_image_is_evaluated_as_y_of_rgb_expanded(tiny_set, tmp_path):
+  results = eval_lib.evaluate(["bicubic"], 2, [str(tiny_set)], tmp_path, progress=False,
+                              niqe_params="none")
+  gray = results["datasets"]["tiny_set"]["methods"]["bicubic"]["per_image"][2]
+  assert gray["name"] == "c_gray" and "niqe" not in gray
+  hr = np.repeat(_photo(34, 30, 2)[:, :, 1:2], 3, axis=2)
+  method = eval_lib.bicubic_method(2)
+  assert gray["psnr"] == pytest.approx(psnr_y(hr, method.upscale(method.downscale(hr)), 2))
+
+
+def test_model_of_another_scale_is_refused(tiny_set, smoke_workdir, tmp_path):
+  with pytest.raises(eval_lib.EvalError, match=r"is x2 but --scale 4"):
+    eval_lib.evaluate(["fgrn"], 4, [str(tiny_set)], tmp_path, model=smoke_workdir,
+                      progress=False)
+
+
+def test_missing_model_names_what_was_looked_for(tiny_set, tmp_path, monkeypatch):
+  with pytest.raises(eval_lib.EvalError, match="no_such_model"):
+    eval_lib.evaluate(["fgrn"], 2, [str(tiny_set)], tmp_path, model=tmp_path / "no_such_model")
+  monkeypatch.setattr(eval_lib, "REPO", tmp_path)
+  with pytest.raises(eval_lib.EvalError, match=r"models/fgrn_x2.*--model"):
+    eval_lib.evaluate(["fgrn"], 2, [str(tiny_set)], tmp_path / "out")
+  assert not (tmp_path / "out").exists()
+
+
+def test_cli_missing_dataset_is_one_line_and_nonzero(tmp_path):
+  proc = _run_cli("--method", "bicubic", "--datasets", "NoSuchSet", "--output_dir",
+                  str(tmp_path / "out"), env={"FGRN_DATA_ROOT": str(tmp_path)})
+  assert proc.returncode != 0
+  lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+  assert "Traceback" not in proc.stderr
+  assert "NoSuchSet" in lines[-1] and str(tmp_path) in lines[-1]
+  assert not (tmp_path / "out").exists()
+
+
+def test_unknown_method_is_refused(tiny_set, tmp_path):
+  with pytest.raises(eval_lib.EvalError, match="unknown method bilinear"):
+    eval_lib.evaluate("bilinear", 2, [str(tiny_set)], tmp_path)

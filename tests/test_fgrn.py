@@ -1,0 +1,130 @@
+"""The FGRN model: losses train the right parts, training lowers the loss, save/load, bad input."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import random_images, tiny_model
+
+from fgrn_tf import config
+from fgrn_tf.data.imresize import bicubic_downscale
+from fgrn_tf.models.fgrn import FGRN
+
+
+def _grads(model, term):
+  hr = tf.constant(random_images(2, 16, 16, seed=1))
+  y_bic = bicubic_downscale(hr, 2)
+  with tf.GradientTape(persistent=True) as tape:
+    out = model(hr, training=True)
+    rec, guide, _ = model._loss_terms(hr, y_bic, out)
+    loss = tf.reduce_mean({"rec": rec, "guide": guide}[term])
+  return {v.path: tape.gradient(loss, v) for v in model.trainable_variables}
+
+
+def _nonzero(grads, prefix):
+  return [k for k, g in grads.items()
+          if k.startswith(prefix) and g is not None and float(tf.reduce_max(tf.abs(g))) > 0]
+
+
+def test_guidance_loss_leaves_downscaler_and_upscaler_untouched():
+  grads = _grads(tiny_model(), "guide")
+  assert _nonzero(grads, "fgrn/F/") or _nonzero(grads, "F/"), "guidance must train F"
+  assert not [k for k in _nonzero(grads, "") if "/Gd/" in f"/{k}" or "/Gu/" in f"/{k}"]
+
+
+def test_reconstruction_loss_leaves_flow_untouched():
+  grads = _grads(tiny_model(), "rec")
+  touched = _nonzero(grads, "")
+  assert any("Gd/" in k for k in touched) and any("Gu/" in k for k in touched)
+  assert not [k for k in touched if "F/" in k]
+
+
+def test_bicubic_guidance_trains_the_downscaler():
+  grads = _grads(tiny_model(guidance="bicubic"), "guide")
+  touched = _nonzero(grads, "")
+  assert touched and all("Gd/" in k for k in touched)
+
+
+def test_ablation_modes_have_no_flow():
+  assert tiny_model(guidance="none").flow is None
+  assert tiny_model(guidance="bicubic").flow is None
+  assert tiny_model().flow is not None
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_parameter_count_within_3_percent_of_paper(scale):
+  paper = {2: 1.33e6, 4: 3.35e6}[scale]
+  total = FGRN(config.model_preset_for_scale(scale)).count_params()
+  assert abs(total / paper - 1) < 0.03, total
+
+
+def test_train_steps_lower_the_loss_on_a_fixed_batch():
+  model = tiny_model(seed=2)
+  model.compile(optimizer=keras.optimizers.Adam(3e-3))
+  hr = tf.constant(random_images(4, 32, 32, seed=3))
+  first = model.train_on_batch(hr, return_dict=True)
+  for _ in range(30):
+    last = model.train_on_batch(hr, return_dict=True)
+  model.reset_metrics()
+  last = model.train_on_batch(hr, return_dict=True)
+  assert last["rec_loss"] < 0.8 * first["rec_loss"]
+  assert last["guide_l1"] < first["guide_l1"]
+
+
+def test_inverse_still_exact_after_training_steps():
+  model = tiny_model(seed=4)
+  model.compile(optimizer=keras.optimizers.Adam(1e-2))
+  hr = tf.constant(random_images(2, 32, 32, seed=5))
+  for _ in range(5):
+    model.train_on_batch(hr)
+  x = tf.constant(random_images(2, 64, 64, seed=6))
+  y, _ = model.flow.forward(x)
+  back, _ = model.flow.inverse(y)
+  assert np.abs(back.numpy() - x.numpy()).max() < 1e-5
+
+
+def test_keras_save_and_load_give_identical_outputs(tmp_path):
+  model = tiny_model(seed=7)
+  hr = random_images(2, 16, 24, seed=8, dtype=np.uint8)
+  path = tmp_path / "m.keras"
+  model.save(path)
+  loaded = keras.models.load_model(path)
+  assert loaded.model_config == model.model_config
+  np.testing.assert_array_equal(loaded.downscale(hr), model.downscale(hr))
+  lr = model.downscale(hr)
+  np.testing.assert_array_equal(loaded.upscale(lr), model.upscale(lr))
+  out, out2 = model(hr.astype(np.float32) / 255), loaded(hr.astype(np.float32) / 255)
+  np.testing.assert_array_equal(out["sr"], out2["sr"])
+
+
+def test_downscale_and_upscale_shapes_and_dtypes():
+  model = tiny_model()
+  lr = model.downscale(random_images(3, 20, 12, dtype=np.uint8))
+  assert lr.shape == (3, 10, 6, 3) and lr.dtype == tf.uint8
+  hr = model.upscale(lr)
+  assert hr.shape == (3, 20, 12, 3) and hr.dtype == tf.uint8
+
+
+@pytest.mark.parametrize("shape,dtype,message", [
+    ((1, 15, 16, 3), np.uint8, r"multiples of the scale 2; received 15x16"),
+    ((1, 16, 16, 4), np.uint8, r"\[N, H, W, 3\].*received \(1, 16, 16, 4\)"),
+    ((16, 16, 3), np.uint8, r"\[N, H, W, 3\].*received \(16, 16, 3\)"),
+    ((1, 16, 16, 3), np.float32, r"must be uint8.*received dtype float32"),
+])
+def test_downscale_rejects_bad_input(shape, dtype, message):
+  with pytest.raises(ValueError, match=message):
+    tiny_model().downscale(np.zeros(shape, dtype))
+
+
+def test_upscale_rejects_wrong_dtype():
+  with pytest.raises(ValueError, match="uint8"):
+    tiny_model().upscale(np.zeros((1, 8, 8, 3), np.float32))
+
+
+def test_dynamic_shape_check_fails_inside_tf_function():
+  model = tiny_model()
+  fn = tf.function(model.downscale,
+                   input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+  assert fn(np.zeros((1, 8, 8, 3), np.uint8)).shape == (1, 4, 4, 3)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="multiples of the scale 2"):
+    fn(np.zeros((1, 9, 8, 3), np.uint8))

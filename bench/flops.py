@@ -68,7 +68,12 @@ def profiler_flops(fn, *specs) -> int:
   graph = tf.function(fn).get_concrete_function(*specs).graph
   opts = (tf.compat.v1.profiler.ProfileOptionBuilder(
       tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()).with_empty_output().build())
-  return int(tf.compat.v1.profiler.profile(graph, options=opts).total_float_ops)
+  logger, level = tf.get_logger(), tf.get_logger().level
+  logger.setLevel("ERROR")  # the v1 profiler warns that its shape helper is deprecated
+  try:
+    return int(tf.compat.v1.profiler.profile(graph, options=opts).total_float_ops)
+  finally:
+    logger.setLevel(level)
 
 
 def profiled_op_flops(model, hr_side: int, batch: int = 4, patch: int = 96) -> dict:
@@ -79,7 +84,7 @@ def profiled_op_flops(model, hr_side: int, batch: int = 4, patch: int = 96) -> d
   s = model.scale
   hr = tf.TensorSpec([1, hr_side, hr_side, 3], tf.float32)
   lr = tf.TensorSpec([1, hr_side // s, hr_side // s, 3], tf.float32)
-  if model.optimizer is None:
+  if getattr(model, "optimizer", None) is None:
     model.compile(optimizer=keras.optimizers.Adam(1e-4))
   model.optimizer.build(model.trainable_variables)
   data = (tf.TensorSpec([batch, patch, patch, 3], tf.float32),

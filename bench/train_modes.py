@@ -92,10 +92,11 @@ def measure(scale: int, mode: str, batch: int, patch: int, steps: int, quick: bo
       model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=(mode == "xla"))
     data = make_dataset(scale, batch, patch)
     start = time.perf_counter()
-    model.fit(data, steps_per_epoch=warmup, epochs=1, verbose=0)
+    model.fit(data, steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False)
     row["first_step_s"] = time.perf_counter() - start
     timer = _StepTimer()
-    model.fit(data, steps_per_epoch=steps + 1, epochs=1, verbose=0, callbacks=[timer.callback])
+    model.fit(data, steps_per_epoch=steps + 1, epochs=1, verbose=0, shuffle=False,
+              callbacks=[timer.callback])
   except Exception as e:  # a mode that does not run is a result to report, not a crash
     row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
     common.progress(tag, f"failed: {row['error']}")

@@ -248,14 +248,8 @@ def _export_into(stage, model, serving, formats, check_images, calibration_image
       if worst > EXACT_LEVELS:
         raise ExportError(f"{name} differs from the Keras model by {worst} uint8 levels (allowed "
                           f"{EXACT_LEVELS}): the conversion is broken, nothing was written")
-  full = artifacts.get("tflite_int8_full")
-  if full and not full["agreement"]["psnr_drop_db"] <= max_int8_full_drop:
-    full["skipped"] = (f"round trip {full['agreement']['psnr_drop_db']} dB below Keras "
-                       f"(limit {max_int8_full_drop} dB): not shipped")
-    shutil.rmtree(stage / "tflite" / tflite.VARIANTS["tflite_int8_full"].folder)
-    for f in full["files"].values():
-      f.pop("path")
-    log(f"tflite_int8_full: {full['skipped']}")
+  for name in quality_gate(artifacts, stage, max_int8_full_drop):
+    log(f"{name}: {artifacts[name]['skipped']}")
   if SAVEDMODEL not in formats:
     shutil.rmtree(stage / serving.parts[0])
 
@@ -279,6 +273,25 @@ def _export_into(stage, model, serving, formats, check_images, calibration_image
                             f"images (100 dB stands for identical)"},
       "artifacts": artifacts,
   }
+
+
+def quality_gate(artifacts: dict, root: pathlib.Path, max_drop: float) -> list[str]:
+  """Leaves full-integer int8 out when its round trip loses more than `max_drop` dB to Keras.
+
+  Its manifest entry stays, marked `skipped` with the reason and without file paths; its files
+  under `root` are deleted. Returns the names left out.
+  """
+  full = artifacts.get("tflite_int8_full")
+  drop = full["agreement"]["psnr_drop_db"] if full else None
+  if full is None or drop <= max_drop:
+    return []
+  full["skipped"] = f"round trip {drop} dB below Keras (limit {max_drop} dB): not shipped"
+  for f in full["files"].values():
+    path = root / f.pop("path")
+    path.unlink(missing_ok=True)
+    if path.parent.is_dir() and not any(path.parent.iterdir()):
+      path.parent.rmdir()
+  return ["tflite_int8_full"]
 
 
 def _representative(keras_backend, half, scale, images):

@@ -18,7 +18,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere: `python export/e
   sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from export import export_lib  # noqa: E402
 
@@ -52,12 +52,18 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --output
 def run() -> dict:
   """Loads the model and images named by the flags and exports; returns the manifest."""
   from fgrn_tf.data import images
-  from fgrn_tf.workdir import load_model, weights_path
+  from fgrn_tf.workdir import ModelNotFoundError, load_model, read_experiment, weights_path
 
   workdir = pathlib.Path(_WORKDIR.value)
   formats = export_lib.parse_formats(_FORMATS.value)
-  model = load_model(workdir)
   is_workdir = workdir.is_dir()
+  # Checked before TensorFlow is imported, so a wrong path fails in a fraction of a second.
+  if is_workdir:
+    read_experiment(workdir)
+    weights_path(workdir)
+  elif workdir.suffix != ".keras" or not workdir.is_file():
+    raise ModelNotFoundError(f"{workdir}: no such training workdir or .keras file")
+  model = load_model(workdir)
   source = {"path": str(workdir.resolve()),
             "weights": weights_path(workdir).name if is_workdir else workdir.name}
   if _CHECK_DIR.value:
@@ -81,6 +87,7 @@ def run() -> dict:
 
 
 def main(argv):
+  logging.set_verbosity(logging.WARNING)  # TF's per-function INFO lines while saving
   if len(argv) > 1:
     sys.exit(f"export: unexpected arguments {' '.join(argv[1:])}")
   try:

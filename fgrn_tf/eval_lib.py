@@ -23,7 +23,7 @@ import numpy as np
 from fgrn_tf.data import images
 from fgrn_tf.metrics.niqe import NiqeParams, load_niqe_params, niqe
 from fgrn_tf.metrics.piqe import piqe
-from fgrn_tf.metrics.psnr_ssim import crop_border, mod_crop, psnr_y, rgb_to_y, ssim
+from fgrn_tf.metrics.psnr_ssim import crop_border, mod_crop, psnr, psnr_y, rgb_to_y, ssim
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DATA_ROOT_ENV = "FGRN_DATA_ROOT"
@@ -149,16 +149,17 @@ def fgrn_method(model, scale: int) -> Method:
   from fgrn_tf.backends import load_backend
 
   if model:
-    path = pathlib.Path(model).expanduser()
+    path = pathlib.Path(str(model)).expanduser()
   else:
     path = REPO / "models" / f"fgrn_x{scale}"
     if not path.exists():
       raise EvalError(f"no FGRN model for x{scale}: looked for shipped weights in {path}; pass "
                       f"--model WORKDIR|SAVEDMODEL|TFLITE (train one with train_main.py)")
+  pair = "," in str(model or "")  # "down.tflite,up.tflite": load_backend splits it
   try:
-    backend = load_backend(path)
+    backend = load_backend(str(model) if pair else path)
   except Exception as e:  # noqa: BLE001 -- any loader failure becomes one line for the user
-    if not path.exists():
+    if not pair and not path.exists():
       raise EvalError(f"model not found: {path} (no such file or folder)") from None
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise EvalError(f"could not load model {path}: {msg}") from None
@@ -180,10 +181,6 @@ def min_side(scale: int) -> int:
 def _y8(rgb: np.ndarray) -> np.ndarray:
   """Rounded Y as uint8 (MATLAB `rgb2ycbcr` on uint8), the input of NIQE and PIQE."""
   return np.round(rgb_to_y(rgb)).astype(np.uint8)
-
-
-def _finite(x: float | None) -> float | None:
-  return x if x is not None and math.isfinite(x) else None
 
 
 def evaluate_image(hr: np.ndarray, method: Method, scale: int, bicubic_lr: np.ndarray,
@@ -210,7 +207,7 @@ def evaluate_image(hr: np.ndarray, method: Method, scale: int, bicubic_lr: np.nd
   y_sr = crop_border(rgb_to_y(sr), scale)
   y_lr = _y8(lr)
   record = {
-    "psnr": psnr_y(hr, sr, scale),
+    "psnr": psnr(y_hr, y_sr),
     "ssim": ssim(y_hr, y_sr),
     "lr_psnr": psnr_y(lr, bicubic_lr, 0),
     "piqe": piqe(y_lr),
@@ -303,7 +300,7 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
   results = {
     "scale": scale,
     "methods": names,
-    "model": str(model) if model else None,
+    "model": (str(model or REPO / "models" / f"fgrn_x{scale}") if "fgrn" in names else None),
     "protocol": {
       "hr": f"mod-cropped to multiples of {scale}",
       "psnr_ssim": f"Y (BT.601, 16..235, float64, unrounded), {scale}-px border dropped; "
@@ -424,7 +421,7 @@ def render_markdown(results: dict) -> str:
   for n in names:
     pub = PUBLISHED.get((n, scale), {})
     if any(s in pub for s in sets):
-      rows.append([f"{DISPLAY[n]} (published)"] + [
+      rows.append([f"{DISPLAY[n]} ({'published' if n == 'bicubic' else 'paper'})"] + [
           f"{pub[s][0]:.2f} / {pub[s][1]:.4f}" if s in pub else "—" for s in sets])
   md += _table(["Method"] + sets, rows) + [""]
 

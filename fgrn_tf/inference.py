@@ -40,7 +40,7 @@ from fgrn_tf.data import images, pngtext
 
 DEFAULT_TILE = 1024
 # Context (LR pixels per side) assumed for backends that do not carry their model config
-# (SavedModel, TFLite): enough for the paper's x2 (42 down / 43 up) and x4 (48 / 49) networks.
+# (SavedModel, TFLite): enough for the paper's x2 (42 down / 33 up) and x4 (48 / 39) networks.
 DEFAULT_MARGINS = (50, 50)
 # MATLAB bicubic reaches 2 LR pixels (down) or 2 LR pixels (up) past a pixel; 4 is ample.
 ALPHA_MARGIN = 4
@@ -52,21 +52,39 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # ---- receptive field and tiles ----------------------------------------------------------------
 
+def _flow_reach(cells: int, inverse: bool, channels: int = 3, block: int = 5) -> int:
+  """How far (LR pixels) F or F^-1 spreads a change, channel by channel (see flow.FlowCell:
+  cell k's pivot is channel k mod 3; each dense block is 5 convolutions)."""
+  r = [0] * channels
+  for k in (reversed(range(cells)) if inverse else range(cells)):
+    pivot, others = k % channels, [j for j in range(channels) if j != k % channels]
+    if not inverse:  # l1 += a(l2); l2 = l2 * exp(b(l1)) + p(l1)
+      r[pivot] = max(r[pivot], max(r[j] for j in others) + block)
+    for j in others:  # (both directions) l2 from b(l1) and p(l1)
+      r[j] = max(r[j], r[pivot] + block)
+    if inverse:  # l1 -= a(l2)
+      r[pivot] = max(r[pivot], max(r[j] for j in others) + block)
+  return max(r)
+
+
 def receptive_margins(config) -> tuple[int, int]:
   """LR pixels of context each side that one output pixel of `downscale` / `upscale` reads.
 
   Every 3x3 convolution adds one LR pixel: Gd has head, 2 per ResBlock and tail (the box
-  average and the squeeze add none); Gu has head, 2 per ResBlock, body_end and tail; each flow
-  cell chains two 5-conv dense blocks (a, then b and p) in both directions.
+  average and the squeeze add none); Gu has head, 2 per ResBlock, body_end and tail; F and F^-1
+  add what `_flow_reach` finds. `tests/test_inference.py` checks these are exact.
 
   Args:
     config: a `ModelConfig`.
 
   Returns:
-    (down, up) margins in LR pixels.
+    (down, up) margins in LR pixels (paper x2: 42 and 33; x4: 48 and 39).
   """
-  flow = 10 * config.flow_cells if config.uses_flow else 0
-  return 2 + 2 * config.down_blocks + flow, flow + 3 + 2 * config.up_blocks
+  down, up = 2 + 2 * config.down_blocks, 3 + 2 * config.up_blocks
+  if config.uses_flow:
+    down += _flow_reach(config.flow_cells, inverse=False)
+    up += _flow_reach(config.flow_cells, inverse=True)
+  return down, up
 
 
 def margins_for(backend) -> tuple[int, int]:

@@ -59,8 +59,8 @@ def check_experiment(experiment: Experiment) -> None:
                      f"({t.steps_per_epoch}), the interval of backups and validation")
   if not (t.learning_rate > 0 and math.isfinite(t.learning_rate)):
     raise TrainError(f"learning rate must be a positive number, got {t.learning_rate}")
-  if t.val_images < 0 or t.val_crop < 0:
-    raise TrainError("val_images and val_crop must be >= 0")
+  if t.val_images < 0 or t.val_crop < 0 or t.seed < 0:
+    raise TrainError("val_images, val_crop and seed must be >= 0")
 
 
 def check_resumable(saved: Experiment, new: Experiment) -> list[str]:
@@ -441,12 +441,18 @@ def train(experiment: Experiment, workdir, strategy=None, stream=None) -> Summar
       return _summary_from_state(state, t.steps, 0.0, True)
 
   strategy = strategy or choose_strategy()
+  if t.batch_size % strategy.num_replicas_in_sync:
+    raise TrainError(f"batch size {t.batch_size} does not split over "
+                     f"{strategy.num_replicas_in_sync} replicas")
   chief, worker_index, _ = worker_info(strategy)
   image_set, val_images = _data(experiment)
   print(image_set.summary() + f"; {len(val_images)} validation images", file=stream)
 
   if chief:
     wd.write_experiment(workdir, experiment)
+    for stale in [*workdir.glob(".*.tmp"), *workdir.glob(".tmp-*"),
+                  *(workdir / BACKUP).glob(".tmp-*")]:
+      stale.unlink(missing_ok=True)  # left by a run killed while writing
   model = build_model(experiment, strategy)
   backup = workdir / BACKUP / (BACKUP_WEIGHTS if chief else f"worker{worker_index}.weights.h5")
   if backup.is_file():
@@ -463,7 +469,8 @@ def train(experiment: Experiment, workdir, strategy=None, stream=None) -> Summar
     state = {}  # a state file without a backup belongs to an earlier, discarded run
 
   dataset = pipeline.training_dataset(image_set, experiment.model.scale, t.batch_size,
-                                      t.patch_size, seed=t.seed, worker_index=worker_index)
+                                      t.patch_size, seed=t.seed, worker_index=worker_index,
+                                      start_step=start)
   validation = Validation(val_images, experiment.model.scale) if val_images else None
   started = time.time()
   callbacks = [keras.callbacks.TerminateOnNaN(raise_error=True)]

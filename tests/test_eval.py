@@ -88,7 +88,7 @@ def test_bicubic_reproduces_published_set5_x4(shared_dir, tmp_path):
 def test_fgrn_and_bicubic_on_a_folder(tiny_set, smoke_workdir, tmp_path):
   results = eval_lib.evaluate("fgrn,bicubic", 2, [str(tiny_set)], tmp_path,
                               model=smoke_workdir, progress=False)
-  entry = results["datasets"]["tiny_set0"]
+  entry = results["datasets"][tiny_set.name]
   assert entry["files"] == 4 and entry["evaluated"] == 3
   assert [s["name"] for s in entry["skipped"]] == ["d_tiny"]
   assert "too small" in entry["skipped"][0]["reason"]
@@ -97,16 +97,32 @@ def test_fgrn_and_bicubic_on_a_folder(tiny_set, smoke_workdir, tmp_path):
   assert fgrn["per_image"][1]["size"] == [34, 40]  # mod-cropped
   assert math.isfinite(fgrn["lr_psnr"]) and bic["lr_psnr"] == math.inf
   saved = _strict_json(tmp_path / "results.json")
-  assert saved["datasets"]["tiny_set0"]["methods"]["bicubic"]["lr_psnr"] == "inf"
+  assert saved["datasets"][tiny_set.name]["methods"]["bicubic"]["lr_psnr"] == "inf"
   md = (tmp_path / "results.md").read_text()
-  assert "| FGRN |" in md and "| Bicubic |" in md and "skipped tiny_set0/d_tiny" in md
-  assert (tmp_path / "tiny_set0_x2.png").is_file()
+  assert "| FGRN |" in md and "| Bicubic |" in md and f"skipped {tiny_set.name}/d_tiny" in md
+  assert (tmp_path / f"{tiny_set.name}_x2.png").is_file()
+
+
+@pytest.mark.slow
+def test_savedmodel_gives_the_numbers_of_the_workdir(smoke_workdir, tmp_path):
+  from export import saved_model
+
+  images_dir = tmp_path / "one"
+  write_image(images_dir / "a.png", _photo(48, 40, 5))
+  saved_model.write(workdir.load_model(smoke_workdir), tmp_path / "sm")
+  runs = [eval_lib.evaluate(["fgrn"], 2, [str(images_dir)], tmp_path / str(i), model=m,
+                            progress=False, niqe_params="none")
+          for i, m in enumerate((smoke_workdir, tmp_path / "sm"))]
+  a, b = (r["datasets"]["one"]["methods"]["fgrn"]["per_image"] for r in runs)
+  for x, y in zip(a, b, strict=True):
+    assert x["psnr"] == pytest.approx(y["psnr"], abs=0.01)  # equal up to rare rounding flips
+    assert x["lr_psnr"] == pytest.approx(y["lr_psnr"], abs=0.01)
 
 
 def test_gray_image_is_evaluated_as_y_of_rgb_expanded(tiny_set, tmp_path):
   results = eval_lib.evaluate(["bicubic"], 2, [str(tiny_set)], tmp_path, progress=False,
                               niqe_params="none")
-  gray = results["datasets"]["tiny_set"]["methods"]["bicubic"]["per_image"][2]
+  gray = results["datasets"][tiny_set.name]["methods"]["bicubic"]["per_image"][2]
   assert gray["name"] == "c_gray" and "niqe" not in gray
   hr = np.repeat(_photo(34, 30, 2)[:, :, 1:2], 3, axis=2)
   method = eval_lib.bicubic_method(2)

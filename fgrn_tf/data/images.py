@@ -123,6 +123,10 @@ def write_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) 
   try:
     with os.fdopen(fd, "wb") as f:
       f.write(data)
+    # mkstemp makes the file owner-only; give it the permissions a plain open() would.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     os.replace(tmp, path)
   except BaseException:
     pathlib.Path(tmp).unlink(missing_ok=True)

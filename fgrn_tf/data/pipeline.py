@@ -3,8 +3,9 @@ augmentation -> batches of `{"hr", "y_bic"}` (FGRN, Li et al., BMVC 2021, sec. 4
 
 Files are decoded once at start, in parallel, through `images.decode` (so bad files are found
 and counted before training begins) and kept in memory when they fit; otherwise they are
-decoded again on the fly. Patch positions and augmentations come from per-element seeds of
-`tf.data.Dataset.random`, so a seed gives the same batches however the map is parallelised.
+decoded again on the fly. Patch positions and augmentations are drawn from a generator
+seeded by (seed, worker, element index), so a seed gives the same batches however the map is
+parallelised, and a resumed run continues the very stream an uninterrupted one would have read.
 `y_bic` is the MATLAB bicubic of `imresize.bicubic_downscale`, the one shared with evaluation.
 """
 
@@ -166,12 +167,17 @@ def dihedral(image, k):
   return tf.cond(k >= 4, lambda: tf.image.flip_left_right(rotated), lambda: rotated)
 
 
+def _dihedral_pair(pair):
+  return dihedral(pair[0], pair[1])
+
+
 def _patch_sampler(image_set: ImageSet, patch: int, per_call: int):
-  """A numpy function `seed -> (patches [per_call, P, P, 3] uint8, dihedral k [per_call])`."""
+  """A numpy function `(seed, worker, element) -> (patches [per_call, P, P, 3] uint8,
+  dihedral k [per_call])`: the same key always gives the same patches."""
   shapes = np.asarray(image_set.shapes)
 
-  def sample(seed):
-    rng = np.random.default_rng(int(seed) & 0xFFFFFFFFFFFFFFFF)
+  def sample(key):
+    rng = np.random.default_rng([int(k) for k in key])
     index = int(rng.integers(len(shapes)))
     if image_set.arrays is not None:
       image = image_set.arrays[index]
@@ -188,7 +194,8 @@ def _patch_sampler(image_set: ImageSet, patch: int, per_call: int):
 
 
 def training_dataset(image_set: ImageSet, scale: int, batch_size: int, patch_size: int,
-                     seed: int = 0, worker_index: int = 0) -> tf.data.Dataset:
+                     seed: int = 0, worker_index: int = 0, start_step: int = 0
+                     ) -> tf.data.Dataset:
   """An endless dataset of training batches.
 
   Args:
@@ -198,6 +205,8 @@ def training_dataset(image_set: ImageSet, scale: int, batch_size: int, patch_siz
     patch_size: HR patch side P.
     seed: the same seed gives the same batches.
     worker_index: this worker under MultiWorkerMirroredStrategy; each draws its own patches.
+    start_step: the batch to start at; a resumed run gets the batches an uninterrupted one
+      would have had (exactly, when the images are cached in memory).
 
   Returns:
     Batches `{"hr": [B, P, P, 3], "y_bic": [B, P/s, P/s, 3]}`, float32 in [0, 1] (`y_bic`
@@ -208,22 +217,30 @@ def training_dataset(image_set: ImageSet, scale: int, batch_size: int, patch_siz
   per_call = 1 if image_set.cached else STREAM_PATCHES_PER_DECODE
   sample = _patch_sampler(image_set, patch_size, per_call)
 
-  def augmented(element_seed):
-    hr, ks = tf.numpy_function(sample, [element_seed], (tf.uint8, tf.int32), stateful=False)
+  # No AutoGraph: nothing here needs it, and it reparses source files (which may have changed
+  # under a run that lasts days).
+  @tf.autograph.experimental.do_not_convert
+  def augmented(element):
+    key = tf.stack([tf.constant(seed, tf.int64), tf.constant(worker_index, tf.int64), element])
+    hr, ks = tf.numpy_function(sample, [key], (tf.uint8, tf.int32), stateful=False)
     hr = tf.ensure_shape(hr, [per_call, patch_size, patch_size, 3])
     ks = tf.ensure_shape(ks, [per_call])
-    return tf.map_fn(lambda a: dihedral(a[0], a[1]), (hr, ks), fn_output_signature=tf.uint8)
+    return tf.map_fn(_dihedral_pair, (hr, ks), fn_output_signature=tf.uint8)
 
-  ds = tf.data.Dataset.random(seed=seed * 1009 + worker_index)
+  # Element i's patches depend only on (seed, worker, i): parallel maps and resumes agree.
+  ds = tf.data.Dataset.counter(start=start_step * batch_size // per_call)
   if per_call == 1:
-    ds = ds.map(lambda s: augmented(s)[0], num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True)
+    ds = ds.map(tf.autograph.experimental.do_not_convert(lambda i: augmented(i)[0]),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   else:
-    ds = ds.interleave(lambda s: tf.data.Dataset.from_tensor_slices(augmented(s)),
-                       cycle_length=4, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.interleave(
+        tf.autograph.experimental.do_not_convert(
+            lambda i: tf.data.Dataset.from_tensor_slices(augmented(i))),
+        cycle_length=4, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.shuffle(4 * per_call * max(batch_size, 1), seed=seed)
   ds = ds.batch(batch_size, drop_remainder=True)
 
+  @tf.autograph.experimental.do_not_convert
   def with_bicubic(hr8):
     hr = tf.cast(hr8, tf.float32) / 255.0
     return {"hr": hr, "y_bic": bicubic_downscale(hr, scale)}

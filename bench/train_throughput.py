@@ -1,0 +1,108 @@
+"""Training steps/s of FGRN x2 and x4 at batch 4 with 96x96 and 144x144 HR patches, fed by the
+real input pipeline and by a constant batch (the pipeline must not be the bottleneck).
+
+A benchmark, not a test: it prints a table (and the load average, since the CPU may be shared).
+    .venv/bin/python bench/train_throughput.py [--data_dirs DIR,...] [--steps 10] [--quick]
+`--quick` runs the smoke network on 32x32 patches for a few steps (under a minute) to check
+that the script works; its numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from fgrn_tf import config, train_lib  # noqa: E402
+from fgrn_tf.data import pipeline  # noqa: E402
+
+# The official IRN code (PyTorch, 2 threads) on the same kind of CPU, steps/s (TF-NOTES.md).
+IRN = {(2, 96): 0.53, (2, 144): 0.23, (4, 96): 0.35, (4, 144): 0.18}
+
+
+class _Clock(keras.callbacks.Callback):
+  def __init__(self):
+    super().__init__()
+    self.times = []
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.times.append(time.perf_counter())
+
+
+def steps_per_second(model_cfg, image_set, patch, batch, constant, steps, warmup) -> float:
+  """Steps/s over `steps` steps after `warmup` (tracing, caches) with fresh model."""
+  exp = config.Experiment(model_cfg, config.TrainConfig(batch_size=batch, patch_size=patch))
+  model = train_lib.build_model(exp, tf.distribute.get_strategy())
+  ds = pipeline.training_dataset(image_set, model_cfg.scale, batch, patch, seed=0)
+  if constant:
+    ds = pipeline.constant_dataset(next(iter(ds)))
+  clock = _Clock()
+  model.fit(ds, epochs=1, steps_per_epoch=warmup + steps, verbose=0, callbacks=[clock],
+            shuffle=False)
+  t = clock.times
+  return steps / (t[-1] - t[warmup - 1])
+
+
+def main() -> int:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--data_dirs", default="",
+                      help="training folders, comma-separated (default: ../shared T91+BSD200 if "
+                           "present, else the built-in images)")
+  parser.add_argument("--steps", type=int, default=10, help="timed steps per measurement")
+  parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+  parser.add_argument("--batch", type=int, default=4)
+  parser.add_argument("--patches", default="96,144", help="HR patch sides")
+  parser.add_argument("--scales", default="2,4")
+  parser.add_argument("--quick", action="store_true", help="smoke network, 32x32, 3 steps")
+  parser.add_argument("--json_out", default="", help="also write the results here")
+  args = parser.parse_args()
+
+  shared = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets"
+  dirs = [d for d in args.data_dirs.split(",") if d]
+  if not dirs and (shared / "T91").is_dir():
+    dirs = [str(shared / "T91"), str(shared / "BSD200")]
+  patches = [int(p) for p in args.patches.split(",")]
+  if args.quick:
+    patches, args.steps, args.warmup = [32], 3, 2
+  files = pipeline.resolve_files(dirs)
+  image_set = pipeline.load_images(files, max(patches))
+  print(f"data: {', '.join(dirs) or 'built-in images'}: {image_set.summary()}")
+  load_before = os.getloadavg()
+  rows = []
+  print(f"{'scale':>5} {'patch':>5} {'batch':>5} {'real data':>10} {'constant':>10} "
+        f"{'IRN':>6}   (steps/s)")
+  for scale in [int(s) for s in args.scales.split(",")]:
+    model_cfg = (config.smoke().model.replace(scale=scale) if args.quick
+                 else config.model_preset_for_scale(scale))
+    for patch in patches:
+      real = steps_per_second(model_cfg, image_set, patch, args.batch, False, args.steps,
+                              args.warmup)
+      const = steps_per_second(model_cfg, image_set, patch, args.batch, True, args.steps,
+                               args.warmup)
+      irn = IRN.get((scale, patch))
+      rows.append({"scale": scale, "patch": patch, "batch": args.batch, "real": real,
+                   "constant": const, "irn": irn})
+      print(f"{scale:>5} {patch:>5} {args.batch:>5} {real:>10.3f} {const:>10.3f} "
+            f"{irn if irn else float('nan'):>6.2f}", flush=True)
+  load_after = os.getloadavg()
+  print(f"load average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} "
+        f"{load_before[2]:.2f}, after {load_after[0]:.2f} {load_after[1]:.2f} "
+        f"{load_after[2]:.2f} on {os.cpu_count()} CPUs")
+  if args.json_out:
+    pathlib.Path(args.json_out).write_text(json.dumps(
+        {"rows": rows, "load_before": load_before, "load_after": load_after,
+         "cpus": os.cpu_count(), "quick": args.quick}, indent=2))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

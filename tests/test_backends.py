@@ -1,0 +1,139 @@
+"""load_backend: every kind of model path gives a backend that computes what the Keras model does."""
+
+import inspect
+import json
+import shutil
+import types
+
+import numpy as np
+import pytest
+from helpers import tiny_model
+
+from export import export_lib
+from fgrn_tf import backends, config, workdir
+from fgrn_tf.workdir import ModelNotFoundError
+
+pytestmark = pytest.mark.slow  # one SavedModel + float32 .tflite export (~30 s of CPU)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+  base = tmp_path_factory.mktemp("backends")
+  model = tiny_model(seed=3)
+  workdir.write_experiment(base / "wd", config.smoke())
+  model.save_weights(base / "wd" / workdir.BEST_WEIGHTS)
+  rng = np.random.default_rng(0)
+  check = [("r.png", rng.integers(0, 256, (16, 20, 3), dtype=np.uint8))]
+  export_lib.export(model, base / "out", check, formats=["savedmodel", "tflite_float32"],
+                    log=lambda _: None)
+  return types.SimpleNamespace(base=base, out=base / "out", model=model,
+                               keras=backends.KerasBackend(model),
+                               tflite=base / "out" / "tflite" / "float32")
+
+
+def hr_batch(seed=0, n=1, h=12, w=16):
+  return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+def assert_matches_keras(backend, keras, halves=("downscale", "upscale")):
+  hr = hr_batch()
+  lr_k = keras.downscale(hr)
+  if "downscale" in halves:
+    assert np.abs(backend.downscale(hr).astype(int) - lr_k).max() <= 1
+  if "upscale" in halves:
+    assert np.abs(backend.upscale(lr_k).astype(int) - keras.upscale(lr_k)).max() <= 1
+
+
+def test_load_backend_accepts_every_kind_of_model_path(exported, tmp_path):
+  e = exported
+  keras_file = tmp_path / "m.keras"
+  e.model.save(keras_file)
+  down, up = e.tflite / "downscaler.tflite", e.tflite / "upscaler.tflite"
+  cases = [
+      (e.base / "wd", backends.KerasBackend),
+      (keras_file, backends.KerasBackend),
+      (e.out, backends.SavedModelBackend),  # export folder: the SavedModel by default
+      (e.out / "fgrn_x2" / "1", backends.SavedModelBackend),
+      (e.out / "fgrn_x2", backends.SavedModelBackend),  # TF Serving base path: newest version
+      (e.tflite, backends.TFLiteBackend),  # a folder holding the pair
+      ((up, down), backends.TFLiteBackend),  # a pair, in any order
+      (f"{down},{up}", backends.TFLiteBackend),
+  ]
+  for path, kind in cases:
+    backend = backends.load_backend(path)
+    assert type(backend) is kind, path
+    assert backend.scale == 2
+    assert backend.model_config == config.smoke().model, path  # tiling reads its margins
+    assert_matches_keras(backend, e.keras)
+  backend = backends.load_backend(e.out, artifact="tflite_float32", num_threads=1)
+  assert isinstance(backend, backends.TFLiteBackend)
+  assert_matches_keras(backend, e.keras)
+
+
+def test_extra_options_of_load_backend_are_keyword_only():
+  params = list(inspect.signature(backends.load_backend).parameters.values())
+  assert params[0].name == "path"
+  assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[1:])
+
+
+def test_single_tflite_file_runs_its_half_and_names_what_to_pass_for_the_other(exported):
+  up = backends.load_backend(exported.tflite / "upscaler.tflite")
+  assert up.scale == 2
+  assert_matches_keras(up, exported.keras, halves=("upscale",))
+  with pytest.raises(backends.MissingHalfError,
+                     match=r"upscaler.tflite holds only the upscale half.*to downscale, load "
+                           r"downscaler.tflite too"):
+    up.downscale(hr_batch())
+  down = backends.load_backend(exported.tflite / "downscaler.tflite")
+  assert_matches_keras(down, exported.keras, halves=("downscale",))
+  with pytest.raises(backends.MissingHalfError, match="only the downscale half.*upscaler.tflite"):
+    down.upscale(hr_batch())
+
+
+def test_tflite_backend_follows_changing_input_sizes(exported):
+  backend = backends.load_backend(exported.tflite, num_threads=2)
+  for n, h, w in [(1, 8, 8), (2, 20, 12), (1, 8, 8), (3, 4, 6)]:
+    hr = hr_batch(h + w, n, h, w)
+    lr = backend.downscale(hr)
+    assert lr.shape == (n, h // 2, w // 2, 3)
+    np.testing.assert_allclose(lr, exported.keras.downscale(hr), atol=1)
+    assert backend.upscale(lr).shape == (n, h, w, 3)
+
+
+def test_saved_model_without_export_info_still_knows_its_scale(exported, tmp_path):
+  copy = tmp_path / "sm"
+  shutil.copytree(exported.out / "fgrn_x2" / "1", copy)
+  shutil.rmtree(copy / "assets.extra")
+  backend = backends.load_backend(copy)
+  assert backend.scale == 2 and backend.model_config is None
+  assert_matches_keras(backend, exported.keras)
+
+
+def test_bad_inputs_are_refused_by_every_backend(exported):
+  for backend in (exported.keras, backends.load_backend(exported.out),
+                  backends.load_backend(exported.tflite)):
+    with pytest.raises(ValueError, match="multiples of the scale 2; received 9x8"):
+      backend.downscale(np.zeros((1, 9, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="must be uint8.*float64"):
+      backend.upscale(np.zeros((1, 4, 4, 3)))
+    with pytest.raises(ValueError, match="RGB batch"):
+      backend.upscale(np.zeros((1, 4, 4, 4), np.uint8))
+
+
+def test_paths_that_hold_no_model_fail_with_one_clear_line(exported, tmp_path):
+  (tmp_path / "empty").mkdir()
+  (tmp_path / "junk.tflite").write_bytes(b"\0" * 64)
+  (tmp_path / "notes.txt").write_text("x")
+  cases = [(tmp_path / "nope", ModelNotFoundError, "no such file or folder"),
+           (tmp_path / "empty", ModelNotFoundError, "holds no model"),
+           (tmp_path / "notes.txt", ModelNotFoundError, "not a model file"),
+           (tmp_path / "junk.tflite", ValueError, "junk.tflite: not a readable .tflite model"),
+           ((exported.tflite / "upscaler.tflite",) * 2, ValueError, "both hold the upscale")]
+  for path, error, message in cases:
+    with pytest.raises(error, match=message) as info:
+      backends.load_backend(path)
+    assert "\n" not in str(info.value)
+  with pytest.raises(ValueError, match="no tflite_int8 artifact.*holds savedmodel, tflite_float32"):
+    backends.load_backend(exported.out, artifact="tflite_int8")
+  manifest = json.loads((exported.out / "manifest.json").read_text())
+  assert set(manifest["artifacts"]) == {"savedmodel", "tflite_float32"}

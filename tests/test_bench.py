@@ -1,0 +1,113 @@
+"""The benchmark scripts run: `bench/run_all.py --quick` writes a report, a CSV and plots."""
+
+import csv
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from bench import run_all
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_quick_run_writes_report_csv_and_plots(tmp_path):
+  report = tmp_path / "BENCHMARKS.md"
+  root_report = ROOT / "BENCHMARKS.md"
+  before = root_report.stat().st_mtime_ns if root_report.exists() else None
+  proc = subprocess.run(
+      [sys.executable, str(ROOT / "bench" / "run_all.py"), "--quick", "--results_dir",
+       str(tmp_path / "results"), "--report", str(report),
+       "--skip", "train_throughput,export_latency,memory_vs_size"],
+      cwd=ROOT, capture_output=True, text=True, timeout=900)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+  text = report.read_text()
+  for heading in ("# FGRN-TF benchmarks", "## Machine", "## Inference latency",
+                  "## Training step", "## FLOPs and the machine's limit",
+                  "## Where the time goes"):
+    assert heading in text, heading
+  import tensorflow as tf
+
+  assert tf.__version__ in text
+  assert "load average" in text
+  assert "Skipped in this run." in text  # the other scripts' sections, skipped here
+  assert "fails" not in text and "error" not in text.lower(), text
+
+  with (tmp_path / "results" / "results.csv").open() as f:
+    rows = list(csv.DictReader(f))
+  latency = {(r["scale"], r["threads"], r["case"]) for r in rows if r["section"] == "latency"}
+  for threads in ("1", "2"):
+    for case in ("downscale 128x128", "upscale 128x128", "roundtrip 128x128"):
+      assert ("2", threads, case) in latency
+  modes = {r["case"].split()[0] for r in rows
+           if r["section"] == "train_modes" and r["metric"] == "steps_per_s"}
+  assert modes == {"default", "xla", "mirrored"}
+  assert all(float(r["median"]) > 0 for r in rows if r["metric"] in ("seconds", "steps_per_s"))
+  assert any(r["section"] == "flops" and r["metric"] == "fraction_of_peak" for r in rows)
+  assert any(r["section"] == "profile" for r in rows)
+
+  for name in ("latency.png", "train_modes.png", "flops.png", "profile.png"):
+    data = (tmp_path / "results" / name).read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 5000, name
+    assert f"({name}" in text or f"/{name})" in text, f"{name} not linked from the report"
+  after = root_report.stat().st_mtime_ns if root_report.exists() else None
+  assert after == before, "a quick run must not replace the repository's BENCHMARKS.md"
+
+
+def test_missing_bench_script_is_reported_not_available(tmp_path):
+  plan = run_all.Plan.make(quick=True)
+  result = run_all.run_external("memory_vs_size", plan, tmp_path, bench_dir=tmp_path)
+  assert result["status"] == "not available"
+  section = "\n".join(run_all.external_section("memory_vs_size", "Memory", result))
+  assert "Not available" in section
+
+
+FAKE_SCRIPT = """
+import argparse, json, pathlib, sys
+parser = argparse.ArgumentParser()
+parser.add_argument("--quick", action="store_true")
+parser.add_argument("--json_out")
+args = parser.parse_args()
+print("| scale | steps/s |")
+print("|---|---|")
+print(f"| 2 | {'0.1' if args.quick else '9.9'} |")
+pathlib.Path(args.json_out).write_text(json.dumps({"rows": [{"quick": args.quick}]}))
+sys.exit(CODE)
+"""
+
+
+@pytest.mark.parametrize("code, status", [(0, "ok"), (3, "exit code 3")])
+def test_other_bench_script_runs_with_quick_and_json_flags(tmp_path, code, status):
+  bench_dir = tmp_path / "bench"
+  bench_dir.mkdir()
+  (bench_dir / "train_throughput.py").write_text(
+      textwrap.dedent(FAKE_SCRIPT).replace("CODE", str(code)))
+  plan = run_all.Plan.make(quick=True)
+  result = run_all.run_external("train_throughput", plan, tmp_path / "out", bench_dir=bench_dir)
+  assert result["status"] == status
+  assert result["json"] == {"rows": [{"quick": True}]}
+  section = "\n".join(run_all.external_section("train_throughput", "Training", result))
+  assert "| 2 | 0.1 |" in section
+  assert ("Did not finish" in section) == (code != 0)
+  assert (tmp_path / "out" / "logs" / "train_throughput.log").exists()
+
+
+def test_analytic_flops_match_tf_profiler():
+  import tensorflow as tf
+
+  from bench import common, flops
+  from fgrn_tf.models.fgrn import FGRN
+
+  model = FGRN(common.bench_model_config(2, quick=True).replace(flow_cells=2))
+  ops = flops.op_flops(model, 64)
+  spec = tf.TensorSpec([1, 64, 64, 3], tf.float32)
+  counted = flops.profiler_flops(model.downscale_float, spec)
+  # The profiler adds element-wise ops (biases, activations): a few percent in a tiny network.
+  assert ops["downscale"] <= counted <= 1.1 * ops["downscale"]
+  modules = flops.module_flops(model, 64)
+  assert ops["roundtrip"] == pytest.approx(modules["Gd"] + 2 * modules["F"] + modules["Gu"])

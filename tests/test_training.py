@@ -1,0 +1,208 @@
+"""Training: resumable runs (also after SIGKILL), NaN handling, recipe checks and the
+`train_main.py` entry point, on the smoke network and tiny images made here."""
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fgrn_tf import config, train_lib
+from fgrn_tf import workdir as wd
+from fgrn_tf.data import images, pipeline
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+
+
+def _tiny_images(folder, count=4, size=40):
+  rng = np.random.default_rng(0)
+  folder.mkdir(parents=True, exist_ok=True)
+  for i in range(count):
+    # Smooth colour gradients plus a little noise: something a network can learn to rescale.
+    y, x = np.mgrid[0:size, 0:size] / size
+    base = np.stack([x, y, (x + y) / 2], axis=-1) * 200 + 20 * i
+    image = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+    images.write_image(folder / f"img{i}.png", image, overwrite=True)
+  return str(folder)
+
+
+def _smoke(data_dir, **train_changes):
+  exp = config.preset("smoke")
+  return config.Experiment(exp.model, exp.train.replace(data_dirs=(data_dir,), **train_changes))
+
+
+def _run_main(*args, timeout=240, **popen):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run(["timeout", "-s", "KILL", str(timeout), PYTHON, "train_main.py", *args],
+                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout + 30,
+                        **popen)
+
+
+def _backup_step(workdir, experiment):
+  model = train_lib.build_model(experiment, tf.distribute.get_strategy())
+  model.load_weights(pathlib.Path(workdir) / train_lib.BACKUP / train_lib.BACKUP_WEIGHTS)
+  return train_lib.current_step(model), model
+
+
+# ---- recipe checks (no training) ---------------------------------------------------------------
+
+def test_learning_rate_halves_every_n_steps():
+  schedule = train_lib.learning_rate_schedule(
+      config.TrainConfig(learning_rate=3e-4, lr_halving_steps=100))
+  rates = [float(schedule(s)) for s in (0, 99, 100, 199, 200, 450)]
+  np.testing.assert_allclose(rates, [3e-4, 3e-4, 1.5e-4, 1.5e-4, 7.5e-5, 3e-4 / 16], rtol=1e-6)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"patch_size": 33}, "not a multiple of the scale"),
+    ({"steps": 7}, "multiple of steps_per_epoch"),
+    ({"learning_rate": float("nan")}, "learning rate"),
+])
+def test_unusable_recipes_are_refused(changes, message):
+  exp = config.preset("smoke")
+  with pytest.raises(train_lib.TrainError, match=message):
+    train_lib.check_experiment(config.Experiment(exp.model, exp.train.replace(**changes)))
+
+
+def test_resume_refuses_a_different_network_or_recipe_but_allows_more_steps():
+  saved = config.preset("smoke")
+  assert train_lib.check_resumable(saved, saved) == []
+  longer = config.Experiment(saved.model, saved.train.replace(steps=60))
+  assert train_lib.check_resumable(saved, longer) == ["steps: 6 -> 60"]
+  with pytest.raises(train_lib.TrainError, match="different network.*guidance"):
+    train_lib.check_resumable(saved, config.Experiment(saved.model.replace(guidance="none"),
+                                                       saved.train))
+  with pytest.raises(train_lib.TrainError, match="different recipe.*batch_size"):
+    train_lib.check_resumable(saved, config.Experiment(saved.model,
+                                                       saved.train.replace(batch_size=3)))
+
+
+def test_experiment_with_data_dirs_round_trips_through_json():
+  exp = _smoke("/data/a", val_dir="/data/v")
+  assert config.Experiment.from_json(exp.to_json()) == exp
+
+
+# ---- training in this process ------------------------------------------------------------------
+
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
+  data = _tiny_images(tmp_path / "data")
+  whole = _smoke(data, steps=4, steps_per_epoch=2)
+  first = _smoke(data, steps=2, steps_per_epoch=2)
+  out = open(os.devnull, "w")
+  train_lib.train(whole, tmp_path / "whole", stream=out)
+  train_lib.train(first, tmp_path / "parts", stream=out)
+  summary = train_lib.train(whole, tmp_path / "parts", stream=out)  # the run extended to 4
+  assert summary.steps == 4
+  step_a, a = _backup_step(tmp_path / "whole", whole)
+  step_b, b = _backup_step(tmp_path / "parts", whole)
+  assert step_a == step_b == 4
+  # Same weights and Adam moments: the optimizer state, schedule and data stream all resumed.
+  for va, vb in zip(a.weights + a.optimizer.variables, b.weights + b.optimizer.variables,
+                    strict=True):
+    np.testing.assert_allclose(va.numpy(), vb.numpy(), atol=1e-5, err_msg=va.path)
+  assert (tmp_path / "parts" / wd.BEST_WEIGHTS).is_file()
+  model = wd.load_model(tmp_path / "parts")
+  assert model.scale == 2
+  again = train_lib.train(whole, tmp_path / "parts", stream=out)
+  assert again.already_complete and again.steps == 4
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_weights(tmp_path, monkeypatch):
+  data = _tiny_images(tmp_path / "data")
+  real = pipeline.training_dataset
+
+  def poisoned(*args, **kwargs):
+    good = real(*args, **kwargs)
+    bad = good.map(lambda b: {"hr": b["hr"] * np.nan, "y_bic": b["y_bic"]})
+    return good.take(2).concatenate(bad)  # epoch 1 fine, NaN from step 3
+
+  monkeypatch.setattr(pipeline, "training_dataset", poisoned)
+  exp = _smoke(data, steps=6, steps_per_epoch=2)
+  with pytest.raises(train_lib.TrainError, match="NaN or infinite.*weights of step 2"):
+    train_lib.train(exp, tmp_path / "run", stream=open(os.devnull, "w"))
+  assert train_lib.read_state(tmp_path / "run")["step"] == 2
+  model = wd.load_model(tmp_path / "run")
+  assert all(np.isfinite(w).all() for w in model.get_weights())
+  step, _ = _backup_step(tmp_path / "run", exp)
+  assert step == 2
+
+
+def test_missing_data_folder_fails_before_building_anything(tmp_path):
+  with pytest.raises(pipeline.DataError, match="no such folder"):
+    train_lib.train(_smoke(str(tmp_path / "nothing")), tmp_path / "run")
+  assert not (tmp_path / "run" / wd.CONFIG).exists()
+
+
+# ---- the entry point ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["--patch_size", "33"], "patch size 33 is not a multiple of the scale 2"),
+    (["--data_dirs", "/no/such/folder"], "/no/such/folder: no such folder"),
+])
+def test_bad_flags_give_one_line_and_nonzero_exit(tmp_path, args, message):
+  result = _run_main("--preset", "smoke", "--workdir", str(tmp_path / "run"), *args, timeout=120)
+  assert result.returncode == 1
+  assert "Traceback" not in result.stderr
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("train_main.py: error:") and message in last
+
+
+@pytest.mark.slow
+def test_smoke_preset_trains_end_to_end_on_the_built_in_images(tmp_path):
+  workdir = tmp_path / "run"
+  result = _run_main("--preset", "smoke", "--workdir", str(workdir))
+  assert result.returncode == 0, result.stderr
+  assert "finished: 6/6 steps" in result.stdout and "validation PSNR" in result.stdout
+  assert "steps/s" in result.stdout and "ETA" in result.stdout
+  assert wd.read_experiment(workdir) == config.preset("smoke")
+  for name in (wd.BEST_WEIGHTS, wd.LAST_WEIGHTS, train_lib.STATE):
+    assert (workdir / name).is_file(), name
+  assert list((workdir / train_lib.TENSORBOARD).glob("events.out.tfevents.*"))
+  again = _run_main("--preset", "smoke", "--workdir", str(workdir), timeout=120)
+  assert again.returncode == 0 and "already complete" in again.stdout
+
+
+@pytest.mark.slow
+def test_sigkilled_run_restarts_from_its_last_backup_and_ends_at_the_same_step(tmp_path):
+  data = _tiny_images(tmp_path / "data")
+  workdir = tmp_path / "run"
+  args = ["--preset", "smoke", "--workdir", str(workdir), "--data_dirs", data,
+          "--steps", "40", "--steps_per_epoch", "2"]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  proc = subprocess.Popen(["timeout", "-s", "KILL", "240", PYTHON, "train_main.py", *args],
+                          cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True)  # its own group: timeout and python die together
+  state_file = workdir / train_lib.STATE
+  try:
+    deadline = time.time() + 200
+    while time.time() < deadline and proc.poll() is None:
+      if state_file.is_file() and json.loads(state_file.read_text()).get("step", 0) >= 4:
+        break
+      time.sleep(0.2)
+    else:
+      pytest.fail("the run made no backup in time")
+    os.killpg(proc.pid, signal.SIGKILL)
+  finally:
+    if proc.poll() is None:
+      os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+  killed_at = train_lib.read_state(workdir)["step"]
+  assert 4 <= killed_at < 40, "killed too late to test anything"
+  # Whatever the kill interrupted, every file is whole.
+  assert wd.read_experiment(workdir).train.steps == 40
+  wd.load_model(workdir)
+  result = _run_main(*args)
+  assert result.returncode == 0, result.stderr
+  assert f"resuming at step {killed_at}" in result.stdout
+  assert "finished: 40/40 steps" in result.stdout
+  exp = config.Experiment.from_json((workdir / wd.CONFIG).read_text())
+  step, _ = _backup_step(workdir, exp)
+  assert step == 40
+  assert not list(workdir.glob(".tmp-*")) and not list((workdir / "backup").glob(".tmp-*"))

@@ -68,12 +68,16 @@ def main(argv):
 
   workdir = _WORKDIR.value or os.path.join("runs", _PRESET.value)
   try:
-    experiment = experiment_from_flags()
+    experiment = experiment_from_flags()  # ValueError: a field out of range (e.g. --scale 1)
+  except ValueError as e:
+    print(f"train_main.py: error: {e}", file=sys.stderr)
+    return 1
+  try:
     train_lib.check_experiment(experiment)
     # The strategy before other TensorFlow work: a multi-worker one must come first.
     strategy = train_lib.choose_strategy()
     summary = train_lib.train(experiment, workdir, strategy=strategy)
-  except (train_lib.TrainError, DataError, ValueError) as e:
+  except (train_lib.TrainError, DataError) as e:
     print(f"train_main.py: error: {e}", file=sys.stderr)
     return 1
   except KeyboardInterrupt:

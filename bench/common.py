@@ -134,16 +134,17 @@ def progress(tag: str, message: str) -> None:
 
 
 def run_script(script: pathlib.Path, args: Sequence[str], timeout: float,
-               log_path: pathlib.Path | None = None, tag: str = "") -> tuple[int | None, str]:
+               log_path: pathlib.Path | None = None, tag: str = "",
+               env: dict | None = None) -> tuple[int | None, str]:
   """Runs `python script args` in a fresh process, echoing its output live.
 
   A fresh process per setting is what makes thread counts and logical devices take effect
-  (TensorFlow fixes them when it initialises).
+  (TensorFlow fixes them when it initialises). `env` adds environment variables.
 
   Returns:
     (exit code, or None on timeout; the captured output).
   """
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **(env or {}))
   env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
   cmd = [sys.executable, str(script), *args]
   lines = []

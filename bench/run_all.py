@@ -54,13 +54,17 @@ class Plan:
   patch: int = 96
   train_steps: int = 5
   flops_side: int = 512
+  # TF leaves its oneDNN kernels off on CPUs without AVX-512 (as this one): these settings are
+  # also measured with TF_ENABLE_ONEDNN_OPTS=1.
+  onednn_sizes: tuple[int, ...] = (512,)
   worker_timeout: float = 900.0
   external_timeout: float = 600.0
 
   @classmethod
   def make(cls, quick: bool, external_timeout: float | None = None) -> Plan:
     plan = (cls(quick=True, sizes=(64, 128), runs=2, train_scales=(2,), batch=2, patch=32,
-                train_steps=2, flops_side=128, worker_timeout=300.0, external_timeout=180.0)
+                train_steps=2, flops_side=128, onednn_sizes=(128,), worker_timeout=300.0,
+                external_timeout=180.0)
             if quick else cls(quick=False))
     if external_timeout is not None:
       plan = dataclasses.replace(plan, external_timeout=external_timeout)
@@ -70,30 +74,44 @@ class Plan:
 # ---- running ----------------------------------------------------------------------------------
 
 
-def _worker(script: str, args: list[str], plan: Plan, out: pathlib.Path, tag: str) -> dict:
-  """Runs one of our worker scripts; returns its JSON, or `{"error": ...}`."""
+ONEDNN = {"TF_ENABLE_ONEDNN_OPTS": "1"}
+ONEDNN_VARIANT = "oneDNN on"
+
+
+def _worker(script: str, args: list[str], plan: Plan, out: pathlib.Path, tag: str,
+            env: dict | None = None) -> dict:
+  """Runs one of our worker scripts; returns its JSON, or `{"error": ...}`.
+
+  With `env`, its rows are marked `"variant": "oneDNN on"` (the only variant run here).
+  """
   json_path = out / "raw" / f"{tag}.json"
   json_path.unlink(missing_ok=True)
   code, text = common.run_script(common.BENCH_DIR / script,
                                  [*args, *(["--quick"] if plan.quick else []),
                                   "--json_out", str(json_path)],
                                  timeout=plan.worker_timeout, log_path=out / "logs" / f"{tag}.log",
-                                 tag=tag)
+                                 tag=tag, env=env)
   if code != 0 or not json_path.exists():
     why = "timed out" if code is None else f"exit code {code}"
     return {"error": f"{script} {' '.join(args)}: {why}; see logs/{tag}.log",
             "tail": text.strip().splitlines()[-3:]}
-  return json.loads(json_path.read_text())
+  result = json.loads(json_path.read_text())
+  for row in result.get("rows", []):
+    row["variant"] = ONEDNN_VARIANT if env else ""
+  return result
 
 
 def run_latency(plan: Plan, out: pathlib.Path) -> dict:
   rows, errors = [], []
-  for threads in plan.threads:
+  settings = [(threads, plan.sizes, None) for threads in plan.threads]
+  settings += [(max(plan.threads), plan.onednn_sizes, ONEDNN)] if plan.onednn_sizes else []
+  for threads, sizes, env in settings:
     args = ["--threads", str(threads), "--scales", ",".join(map(str, plan.scales)),
-            "--sizes", ",".join(map(str, plan.sizes))]
+            "--sizes", ",".join(map(str, sizes))]
     if plan.runs:
       args += ["--runs", str(plan.runs)]
-    result = _worker("keras_latency.py", args, plan, out, f"latency_{threads}t")
+    tag = f"latency_{threads}t" + ("_onednn" if env else "")
+    result = _worker("keras_latency.py", args, plan, out, tag, env)
     rows += result.get("rows", [])
     errors += [result["error"]] if "error" in result else []
   return {"rows": rows, "errors": errors}
@@ -101,11 +119,12 @@ def run_latency(plan: Plan, out: pathlib.Path) -> dict:
 
 def run_train_modes(plan: Plan, out: pathlib.Path) -> dict:
   rows, errors = [], []
-  for modes in ("default,xla", "mirrored"):
+  for modes, env in (("default,xla", None), ("mirrored", None), ("default", ONEDNN)):
     args = ["--modes", modes, "--scales", ",".join(map(str, plan.train_scales)),
             "--batch", str(plan.batch), "--patch", str(plan.patch),
             "--steps", str(plan.train_steps)]
-    result = _worker("train_modes.py", args, plan, out, f"train_{modes.replace(',', '_')}")
+    tag = f"train_{modes.replace(',', '_')}" + ("_onednn" if env else "")
+    result = _worker("train_modes.py", args, plan, out, tag, env)
     rows += result.get("rows", [])
     errors += [result["error"]] if "error" in result else []
   return {"rows": rows, "errors": errors}
@@ -117,9 +136,10 @@ def run_flops_and_profile(plan: Plan, results: dict, sections) -> None:
 
   common.configure_tf()
   up = {r["scale"]: r["median"] for r in results.get("latency", {}).get("rows", [])
-        if r["op"] == "upscale" and r["size"] == plan.flops_side and r["threads"] == 2}
+        if r["op"] == "upscale" and r["size"] == plan.flops_side and r["threads"] == 2
+        and not r.get("variant")}
   step = {r["scale"]: r["median"] for r in results.get("train_modes", {}).get("rows", [])
-          if r["mode"] == "default" and "median" in r}
+          if r["mode"] == "default" and "median" in r and not r.get("variant")}
   if "flops" in sections:
     try:
       results["flops"] = flops.measure(plan.train_scales, plan.quick, up, step, plan.batch,
@@ -183,22 +203,25 @@ def csv_rows(results: dict) -> list[dict]:
   """All figures in one long table: section, scale, case, threads, metric, median/min/max."""
   rows = []
 
-  def add(section, scale, case, threads, metric, median, lo=None, hi=None, runs=None, unit=""):
+  def add(section, scale, case, threads, metric, median, lo=None, hi=None, runs=None, unit="",
+          variant=""):
     rows.append({"section": section, "scale": scale, "case": case, "threads": threads,
-                 "metric": metric, "median": median, "min": lo, "max": hi, "runs": runs,
-                 "unit": unit})
+                 "variant": variant, "metric": metric, "median": median, "min": lo, "max": hi,
+                 "runs": runs, "unit": unit})
 
   for r in results.get("latency", {}).get("rows", []):
     add("latency", r["scale"], f"{r['op']} {r['size']}x{r['size']}", r["threads"], "seconds",
-        r["median"], r["min"], r["max"], r["runs"], "s")
+        r["median"], r["min"], r["max"], r["runs"], "s", r.get("variant", ""))
   for r in results.get("train_modes", {}).get("rows", []):
     case = f"{r['mode']} b{r['batch']} {r['patch']}x{r['patch']}"
+    v = r.get("variant", "")
     if "median" in r:
       add("train_modes", r["scale"], case, "", "steps_per_s", 1 / r["median"], 1 / r["max"],
-          1 / r["min"], r["runs"], "steps/s")
-      add("train_modes", r["scale"], case, "", "hr_mpix_per_s", r["hr_mpix_per_s"], unit="Mpix/s")
+          1 / r["min"], r["runs"], "steps/s", v)
+      add("train_modes", r["scale"], case, "", "hr_mpix_per_s", r["hr_mpix_per_s"],
+          unit="Mpix/s", variant=v)
     else:
-      add("train_modes", r["scale"], case, "", "error", r.get("error", ""))
+      add("train_modes", r["scale"], case, "", "error", r.get("error", ""), variant=v)
   flops = results.get("flops", {})
   if "peak" in flops:
     add("flops", "", f"matmul {flops['peak']['n']}", "", "peak_gflops_per_s",
@@ -242,22 +265,27 @@ def _fmt_s(r) -> str:
 
 
 def latency_table(rows) -> list[str]:
-  lines = ["| scale | HR size | threads | downscale (s) | upscale (s) | round trip (s) |",
-           "|---|---|---|---|---|---|"]
-  keyed = {(r["scale"], r["size"], r["threads"], r["op"]): r for r in rows}
-  for scale, size, threads in sorted({k[:3] for k in keyed}):
-    cells = [_fmt_s(keyed[(scale, size, threads, op)])
-             if (scale, size, threads, op) in keyed else "-"
+  lines = ["| scale | HR size | threads | kernels | downscale (s) | upscale (s) | "
+           "round trip (s) |", "|---|---|---|---|---|---|---|"]
+  keyed = {(r["scale"], r["size"], r["threads"], r.get("variant", ""), r["op"]): r for r in rows}
+  for scale, size, threads, variant in sorted({k[:4] for k in keyed}):
+    cells = [_fmt_s(keyed[(scale, size, threads, variant, op)])
+             if (scale, size, threads, variant, op) in keyed else "-"
              for op in ("downscale", "upscale", "roundtrip")]
-    lines.append(f"| x{scale} | {size}x{size} | {threads} | " + " | ".join(cells) + " |")
+    lines.append(f"| x{scale} | {size}x{size} | {threads} | {variant or 'TF default'} | "
+                 + " | ".join(cells) + " |")
   return lines
+
+
+def _mode(r) -> str:
+  return f"{r['mode']} ({r['variant']})" if r.get("variant") else r["mode"]
 
 
 def train_modes_table(rows) -> list[str]:
   lines = ["| scale | mode | batch x patch | steps/s | s/step median [min, max] | HR Mpix/s | "
            "first steps (trace, compile) |", "|---|---|---|---|---|---|---|"]
   for r in rows:
-    head = f"| x{r['scale']} | {r['mode']} | {r['batch']} x {r['patch']}x{r['patch']} |"
+    head = f"| x{r['scale']} | {_mode(r)} | {r['batch']} x {r['patch']}x{r['patch']} |"
     if "median" in r:
       lines.append(f"{head} {r['steps_per_s']:.3f} | {_fmt_s(r)} | {r['hr_mpix_per_s']:.3f} | "
                    f"{r['first_step_s']:.1f} s |")
@@ -319,20 +347,26 @@ def comparison_table(results: dict) -> list[str]:
     if isinstance(r, dict) and r.get("batch") == 4 and "constant" in r:
       measured[(r["scale"], r["patch"])] = (r["constant"], "train_throughput.py, constant batch")
   for r in results.get("train_modes", {}).get("rows", []):
-    if r["mode"] == "default" and r["batch"] == 4 and "steps_per_s" in r:
-      measured.setdefault((r["scale"], r["patch"]), (r["steps_per_s"], "train_modes.py"))
+    key = (r["scale"], r["patch"])
+    if (r["mode"] == "default" and r["batch"] == 4 and "steps_per_s" in r
+        and r["steps_per_s"] > measured.get(key, (0, ""))[0]):
+      measured[key] = (r["steps_per_s"], f"train_modes.py, {_mode(r)}")
   for (scale, patch), irn in common.IRN_TRAIN_STEPS_PER_S.items():
     ours, src = measured.get((scale, patch), (None, ""))
     lines.append(_comparison_row(f"x{scale} training, batch 4, {patch}x{patch} (steps/s)",
                                  irn, ours, ours / irn if ours else None,
                                  common.AIM_TRAIN_SPEEDUP, src))
-  trips = {r["scale"]: r["median"] for r in results.get("latency", {}).get("rows", [])
-           if r["op"] == "roundtrip" and r["size"] == 512 and r["threads"] == 2}
+  trips = {}
+  for r in results.get("latency", {}).get("rows", []):
+    if (r["op"] == "roundtrip" and r["size"] == 512 and r["threads"] == 2
+        and r["median"] < trips.get(r["scale"], (float("inf"), ""))[0]):
+      trips[r["scale"]] = (r["median"], "keras_latency.py, 2 threads, "
+                                        + (r.get("variant") or "TF default"))
   for scale, irn in common.IRN_ROUNDTRIP_512_S.items():
-    ours = trips.get(scale)
+    ours, src = trips.get(scale, (None, ""))
     lines.append(_comparison_row(f"x{scale} 512x512 round trip (s)", irn, ours,
                                  irn / ours if ours else None, common.AIM_ROUNDTRIP_SPEEDUP,
-                                 "keras_latency.py, 2 threads"))
+                                 src))
   return lines
 
 
@@ -389,13 +423,18 @@ def plot_all(results: dict, out: pathlib.Path) -> list[str]:
       for threads in sorted({r["threads"] for r in rows}):
         for op, style in (("roundtrip", "-o"), ("downscale", "--s"), ("upscale", ":^")):
           pts = sorted((r["size"], r["median"], r["min"], r["max"]) for r in rows
-                       if r["scale"] == scale and r["threads"] == threads and r["op"] == op)
+                       if r["scale"] == scale and r["threads"] == threads and r["op"] == op
+                       and not r.get("variant"))
           if not pts:
             continue
           x, med, lo, hi = zip(*pts, strict=True)
-          ax.errorbar(x, med, yerr=[[m - v for m, v in zip(med, lo, strict=True)],
-                                    [v - m for m, v in zip(med, hi, strict=True)]],
+          ax.errorbar(x, med, yerr=[[max(0, m - v) for m, v in zip(med, lo, strict=True)],
+                                    [max(0, v - m) for m, v in zip(med, hi, strict=True)]],
                       fmt=style, capsize=3, label=f"{op}, {threads} thread(s)")
+      extra = sorted((r["size"], r["median"]) for r in rows if r["scale"] == scale
+                     and r["op"] == "roundtrip" and r.get("variant"))
+      if extra:
+        ax.plot(*zip(*extra, strict=True), "kx", ms=9, label=f"round trip, {ONEDNN_VARIANT}")
       if scale in common.IRN_ROUNDTRIP_512_S and not results["quick"]:
         ax.plot([512], [common.IRN_ROUNDTRIP_512_S[scale]], "k*", ms=12,
                 label="IRN round trip (PyTorch, 2 threads)")
@@ -410,7 +449,7 @@ def plot_all(results: dict, out: pathlib.Path) -> list[str]:
   rows = [r for r in results.get("train_modes", {}).get("rows", []) if "steps_per_s" in r]
   if rows:
     fig, ax = plt.subplots(figsize=(6, 4))
-    labels = [f"x{r['scale']} {r['mode']}" for r in rows]
+    labels = [f"x{r['scale']} {_mode(r)}" for r in rows]
     ax.bar(labels, [r["steps_per_s"] for r in rows],
            yerr=[[r["steps_per_s"] - 1 / r["max"] for r in rows],
                  [1 / r["min"] - r["steps_per_s"] for r in rows]], capsize=3)
@@ -525,14 +564,17 @@ def write_report(results: dict, plots: list[str], out: pathlib.Path,
     lines += ["## Inference latency (Keras, uint8 in and out, batch 1)", "",
               "Median [min, max] seconds per image after one warm-up run; round trip = the "
               "downscale and the upscale of its result. Threads = intra- and inter-op threads, "
-              "each setting in a fresh process.", "", *latency_table(lat["rows"]), "",
+              "each setting in a fresh process. Kernels: TF's default (TF turns its oneDNN "
+              "kernels on only on CPUs with AVX-512 and the like) or `TF_ENABLE_ONEDNN_OPTS=1`.",
+              "", *latency_table(lat["rows"]), "",
               *_errors(lat)]
   tm = results.get("train_modes")
   if tm:
     lines += ["## Training step: graph mode, XLA, MirroredStrategy", "",
               "`FGRN.fit` on a constant batch (the step alone, no input pipeline); TF's default "
               "threads. `mirrored` = MirroredStrategy over 2 logical CPUs carved from the same 2 "
-              "cores (what multi-GPU training runs, not a speed-up here).", "",
+              "cores (what multi-GPU training runs, not a speed-up here); `oneDNN on` = "
+              "`TF_ENABLE_ONEDNN_OPTS=1`.", "",
               *train_modes_table(tm["rows"]), "", *_errors(tm)]
   flops = results.get("flops")
   if flops:

@@ -32,14 +32,19 @@ IRN = {(2, 96): 0.53, (2, 144): 0.23, (4, 96): 0.35, (4, 144): 0.18}
 class _Clock(keras.callbacks.Callback):
   def __init__(self):
     super().__init__()
-    self.times = []
+    self.times, self.cpu = [], []
 
   def on_train_batch_end(self, batch, logs=None):
     self.times.append(time.perf_counter())
+    self.cpu.append(time.process_time())
 
 
-def steps_per_second(model_cfg, image_set, patch, batch, constant, steps, warmup) -> float:
-  """Steps/s over `steps` steps after `warmup` (tracing, caches) with fresh model."""
+def steps_per_second(model_cfg, image_set, patch, batch, constant, steps, warmup):
+  """(steps/s, CPU-seconds per step) over `steps` steps after `warmup` (tracing, caches).
+
+  On a shared CPU the wall-clock rate depends on the other load; `ncpu / CPU-seconds per step`
+  bounds what the machine would do alone.
+  """
   exp = config.Experiment(model_cfg, config.TrainConfig(batch_size=batch, patch_size=patch))
   model = train_lib.build_model(exp, tf.distribute.get_strategy())
   ds = pipeline.training_dataset(image_set, model_cfg.scale, batch, patch, seed=0)
@@ -48,8 +53,8 @@ def steps_per_second(model_cfg, image_set, patch, batch, constant, steps, warmup
   clock = _Clock()
   model.fit(ds, epochs=1, steps_per_epoch=warmup + steps, verbose=0, callbacks=[clock],
             shuffle=False)
-  t = clock.times
-  return steps / (t[-1] - t[warmup - 1])
+  t, c = clock.times, clock.cpu
+  return steps / (t[-1] - t[warmup - 1]), (c[-1] - c[warmup - 1]) / steps
 
 
 def main() -> int:
@@ -79,20 +84,22 @@ def main() -> int:
   load_before = os.getloadavg()
   rows = []
   print(f"{'scale':>5} {'patch':>5} {'batch':>5} {'real data':>10} {'constant':>10} "
-        f"{'IRN':>6}   (steps/s)")
+        f"{'CPU s/step':>10} {'alone<=':>8} {'IRN':>6}   (steps/s)")
   for scale in [int(s) for s in args.scales.split(",")]:
     model_cfg = (config.smoke().model.replace(scale=scale) if args.quick
                  else config.model_preset_for_scale(scale))
     for patch in patches:
-      real = steps_per_second(model_cfg, image_set, patch, args.batch, False, args.steps,
-                              args.warmup)
-      const = steps_per_second(model_cfg, image_set, patch, args.batch, True, args.steps,
-                               args.warmup)
+      real, cpu = steps_per_second(model_cfg, image_set, patch, args.batch, False, args.steps,
+                                   args.warmup)
+      const, _ = steps_per_second(model_cfg, image_set, patch, args.batch, True, args.steps,
+                                  args.warmup)
+      alone = (os.cpu_count() or 1) / cpu
       irn = IRN.get((scale, patch))
       rows.append({"scale": scale, "patch": patch, "batch": args.batch, "real": real,
-                   "constant": const, "irn": irn})
-      print(f"{scale:>5} {patch:>5} {args.batch:>5} {real:>10.3f} {const:>10.3f} "
-            f"{irn if irn else float('nan'):>6.2f}", flush=True)
+                   "constant": const, "cpu_seconds_per_step": cpu, "alone_at_most": alone,
+                   "irn": irn})
+      print(f"{scale:>5} {patch:>5} {args.batch:>5} {real:>10.3f} {const:>10.3f} {cpu:>10.2f} "
+            f"{alone:>8.2f} {irn if irn else float('nan'):>6.2f}", flush=True)
   load_after = os.getloadavg()
   print(f"load average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} "
         f"{load_before[2]:.2f}, after {load_after[0]:.2f} {load_after[1]:.2f} "

@@ -169,8 +169,12 @@ def export(model, output_dir, check_images: list[tuple[str, np.ndarray]],
   scale = model.scale
   model_name = model_name or f"fgrn_x{scale}"
   output_dir = pathlib.Path(output_dir)
+  if output_dir.exists() and not output_dir.is_dir():
+    raise ExportError(f"{output_dir}: exists and is not a folder")
   if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
     raise ExportError(f"{output_dir}: exists and is not empty (pass --overwrite to replace it)")
+  if not check_images:
+    raise ExportError("no check images: every artifact is compared with Keras on some")
   try:
     serving = saved_model.serving_dir(".", model_name, version)
   except ValueError as e:

@@ -63,7 +63,10 @@ def run() -> dict:
     weights_path(workdir)
   elif workdir.suffix != ".keras" or not workdir.is_file():
     raise ModelNotFoundError(f"{workdir}: no such training workdir or .keras file")
-  model = load_model(workdir)
+  try:
+    model = load_model(workdir)
+  except Exception as e:  # h5py/Keras errors do not name the file
+    raise export_lib.ExportError(f"{workdir}: cannot load the model: {e}") from None
   source = {"path": str(workdir.resolve()),
             "weights": weights_path(workdir).name if is_workdir else workdir.name}
   if _CHECK_DIR.value:

@@ -123,6 +123,7 @@ def _load_backend(args):
 
 def _rescale(args) -> int:
   from fgrn_tf import inference
+  from fgrn_tf.backends import MissingHalfError
 
   if args.command != "roundtrip" and args.output is None:
     raise UsageError(f"{args.command} needs -o OUTPUT_DIR")
@@ -157,6 +158,9 @@ def _rescale(args) -> int:
       progress.file_done(str(job.source))
   except KeyboardInterrupt:
     interrupted = True
+  except MissingHalfError as e:
+    progress.clear()
+    raise UsageError(f"model {args.model}: {inference.one_line(e)}") from None
   progress.clear()
   ok = [r for r in results if not r.error]
   failed = len(failures) + len(results) - len(ok)

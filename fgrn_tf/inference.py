@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
+from fgrn_tf.backends import MissingHalfError
 from fgrn_tf.data import images, pngtext
 
 DEFAULT_TILE = 1024
@@ -475,6 +476,9 @@ def rescale_files(command: str, backend, jobs: Sequence[Job], out_dir=None, lr_d
     tile: largest HR window the network sees (0: whole images).
     overwrite: replace existing outputs (never inputs).
     on_tile: progress inside an image, called with (tiles done, tiles in all).
+
+  Raises:
+    MissingHalfError: the backend (one .tflite file) lacks the half the command needs.
   """
   if command not in COMMANDS:
     raise ValueError(f"unknown command {command!r}; expected one of {COMMANDS}")
@@ -505,6 +509,8 @@ def rescale_files(command: str, backend, jobs: Sequence[Job], out_dir=None, lr_d
             result.psnr, result.ssim = image_quality(picture.rgb8_as_written(),
                                                      sr.rgb8_as_written(), s)
           outputs = [(hr_target, sr, None), (lr_target, lr, s)]
+      except MissingHalfError:
+        raise  # a .tflite half asked for the other half: no file can succeed, stop here
       except Exception as e:  # TF and the backends raise many kinds: one line each, go on
         raise _Skip(f"{job.source}: {one_line(e)}") from None
       for target, out, record in outputs:

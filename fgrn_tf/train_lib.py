@@ -32,8 +32,9 @@ STATE = "train_state.json"
 BACKUP = "backup"
 BACKUP_WEIGHTS = "latest.weights.h5"
 TENSORBOARD = "tensorboard"
-# Recipe fields that may change when a run is continued (a longer run, moved data).
-RESUMABLE_CHANGES = ("steps", "data_dirs", "val_dir")
+# Recipe fields that may change when a run is continued: its length and schedule (a run that
+# turns out slower or faster than planned), moved data.
+RESUMABLE_CHANGES = ("steps", "lr_halving_steps", "data_dirs", "val_dir")
 
 
 class TrainError(RuntimeError):
@@ -199,7 +200,7 @@ class Validation(keras.callbacks.Callback):
   def set_model(self, model):
     super().set_model(model)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)  # no Python control flow to convert
     def roundtrip(hr):
       lr = model.downscale_float(hr)
       return lr, quantize(model.upscale_float(lr))
@@ -471,6 +472,10 @@ def train(experiment: Experiment, workdir, strategy=None, stream=None) -> Summar
   dataset = pipeline.training_dataset(image_set, experiment.model.scale, t.batch_size,
                                       t.patch_size, seed=t.seed, worker_index=worker_index,
                                       start_step=start)
+  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    # Keras 3 fit under MultiWorkerMirroredStrategy fails on structured batches (tuples,
+    # dicts; TF-NOTES); HR alone works and train_step computes the same y_bic from it.
+    dataset = dataset.map(lambda batch: batch["hr"])
   validation = Validation(val_images, experiment.model.scale) if val_images else None
   started = time.time()
   callbacks = [keras.callbacks.TerminateOnNaN(raise_error=True)]

@@ -1,4 +1,4 @@
-"""load_backend: every kind of model path gives a backend that computes what the Keras model does."""
+"""load_backend: every kind of model path gives a backend computing what the Keras model does."""
 
 import inspect
 import json

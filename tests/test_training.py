@@ -76,6 +76,9 @@ def test_resume_refuses_a_different_network_or_recipe_but_allows_more_steps():
   assert train_lib.check_resumable(saved, saved) == []
   longer = config.Experiment(saved.model, saved.train.replace(steps=60))
   assert train_lib.check_resumable(saved, longer) == ["steps: 6 -> 60"]
+  moved = config.Experiment(saved.model, saved.train.replace(steps=60, lr_halving_steps=20))
+  assert train_lib.check_resumable(saved, moved) == ["steps: 6 -> 60",
+                                                     "lr_halving_steps: 1000 -> 20"]
   with pytest.raises(train_lib.TrainError, match="different network.*guidance"):
     train_lib.check_resumable(saved, config.Experiment(saved.model.replace(guidance="none"),
                                                        saved.train))
@@ -91,6 +94,7 @@ def test_experiment_with_data_dirs_round_trips_through_json():
 
 # ---- training in this process ------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
   data = _tiny_images(tmp_path / "data")
   whole = _smoke(data, steps=4, steps_per_epoch=2)

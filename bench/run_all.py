@@ -377,6 +377,11 @@ def _comparison_row(what, irn, ours, speedup, aim, src) -> str:
   return f"| {what} | {irn} | {ours:.3f} | {speedup:.2f}x | {aim:.0f}x | {verdict} ({src}) |"
 
 
+# Progress lines (also those a script echoes from its own workers, "  tag| ..."), TF/TFLite
+# log lines and "wrote FILE" lines are left out of the report.
+_NOISE = re.compile(r"^(\[\d\d:\d\d:\d\d\] |\s+[\w.-]+\| |INFO|WARNING|[IWE]\d{4} |wrote )")
+
+
 def external_section(name: str, title: str, res: dict | None) -> list[str]:
   lines = [f"## {title} (`bench/{name}.py`)", ""]
   if res is None:
@@ -386,12 +391,17 @@ def external_section(name: str, title: str, res: dict | None) -> list[str]:
   if res["status"] != "ok":
     lines += [f"**Did not finish: {res['status']}** (log: `logs/{name}.log`).", ""]
   text = [ln for ln in res["output"].splitlines()
-          if not re.match(r"^\[\d\d:\d\d:\d\d\] ", ln) and "Warning" not in ln]
-  table = [ln for ln in text if ln.startswith("|") or (ln.startswith("#") and " " in ln)]
-  if table:  # the script printed markdown: keep it, one heading level down
-    lines += [("#" + ln) if ln.startswith("#") else ln for ln in res["output"].splitlines()
-              if ln.startswith("|") or ln.startswith("#") or (ln and ln[0].isalpha()
-                                                              and ln.endswith("."))]
+          if not _NOISE.match(ln) and "Warning" not in ln]
+  tables = [i for i, ln in enumerate(text) if ln.startswith("|")]
+  if tables:  # the script printed markdown: keep it from the text line before its first table
+    first = next((i for i in range(tables[0] - 1, -1, -1) if text[i].strip()), tables[0])
+    in_table = False
+    for ln in text[first:]:
+      if (ln.startswith("|") != in_table or not ln.strip()) and lines[-1] != "":
+        lines.append("")  # a table needs blank lines around it; one blank line is enough
+      in_table = ln.startswith("|")
+      if ln.strip():
+        lines.append("#" + ln if ln.startswith("#") else ln)  # one heading level down
   else:
     lines += ["```", *text[-40:], "```"]
   return lines + [""]

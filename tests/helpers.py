@@ -33,3 +33,15 @@ def random_images(n, h, w, seed=0, dtype=np.float32):
   if dtype == np.uint8:
     return rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
   return rng.uniform(0, 1, (n, h, w, 3)).astype(dtype)
+
+
+def wave_images(n, h, w, seed=0):
+  """Smooth sinusoidal colour patterns: learnable in a few steps, unlike white noise."""
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[0:h, 0:w]
+  out = np.zeros((n, h, w, 3), np.float32)
+  for i in range(n):
+    for c in range(3):
+      fy, fx = rng.uniform(0.2, 1.2, 2)
+      out[i, :, :, c] = 0.5 + 0.4 * np.sin(fx * xx + fy * yy + rng.uniform(0, 6.3))
+  return out

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import random_images, tiny_model
+from helpers import random_images, tiny_model, wave_images
 
 from fgrn_tf import config
 from fgrn_tf.data.imresize import bicubic_downscale
@@ -61,14 +61,14 @@ def test_parameter_count_within_3_percent_of_paper(scale):
 def test_train_steps_lower_the_loss_on_a_fixed_batch():
   model = tiny_model(seed=2)
   model.compile(optimizer=keras.optimizers.Adam(3e-3))
-  hr = tf.constant(random_images(4, 32, 32, seed=3))
+  hr = tf.constant(wave_images(4, 32, 32, seed=3))
   first = model.train_on_batch(hr, return_dict=True)
   for _ in range(30):
-    last = model.train_on_batch(hr, return_dict=True)
+    model.train_on_batch(hr)
   model.reset_metrics()
   last = model.train_on_batch(hr, return_dict=True)
-  assert last["rec_loss"] < 0.8 * first["rec_loss"]
-  assert last["guide_l1"] < first["guide_l1"]
+  assert last["rec_loss"] < 0.5 * first["rec_loss"]
+  assert last["guide_l1"] < 0.5 * first["guide_l1"]
 
 
 def test_inverse_still_exact_after_training_steps():

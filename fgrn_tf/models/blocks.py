@@ -98,8 +98,10 @@ class DenseBlock(layers.Layer):
     g = self.growth
     z = tf.nn.bias_add(tf.nn.conv2d(x, kernels[0], 1, "SAME"), bias)  # biases start the sums
     for kernel in kernels[1:]:
-      y = tf.nn.leaky_relu(z[..., :g], alpha=0.2)
-      z = z[..., g:] + tf.nn.conv2d(y, kernel, 1, "SAME")
+      # One split, not two slices: its gradient is one concat, where a slice's gradient is a
+      # zero-padded full-width tensor per slice.
+      y, rest = tf.split(z, [g, z.shape[-1] - g], axis=-1)
+      z = rest + tf.nn.conv2d(tf.nn.leaky_relu(y, alpha=0.2), kernel, 1, "SAME")
     return z
 
   def get_config(self):

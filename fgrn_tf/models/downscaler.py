@@ -14,8 +14,10 @@ class Downscaler(layers.Layer):
   """HR `[N, H, W, 3]` in [0, 1] -> representation x `[N, H/s, W/s, 3]`.
 
   All convolutions run at the LR resolution after the space-to-depth squeeze. The output is a
-  residual on top of the s x s box average, so a new network already downscales sensibly and
-  short CPU runs do not spend their first thousand steps finding the colours.
+  residual on top of the s x s box average and the last conv starts at zero, so a new network
+  is exactly a box downscaler: short CPU runs start from a sensible image instead of spending
+  their first thousand steps finding the colours (and x starts inside [0, 1], where the
+  quantizer passes gradients).
   """
 
   def __init__(self, scale: int, width: int, blocks: int, **kwargs):
@@ -25,7 +27,7 @@ class Downscaler(layers.Layer):
     self.blocks = blocks
     self.head = layers.Conv2D(width, 3, padding="same", name="head")
     self.body = [ResBlock(width, name=f"res{i}") for i in range(blocks)]
-    self.tail = layers.Conv2D(3, 3, padding="same", name="tail")
+    self.tail = layers.Conv2D(3, 3, padding="same", kernel_initializer="zeros", name="tail")
 
   def build(self, input_shape):
     if input_shape[-1] != 3:

@@ -16,7 +16,7 @@ class Upscaler(layers.Layer):
   EDSR's layout: a long skip around the ResBlocks closed by one conv, then a conv to 3*s*s
   channels and depth-to-space. The output is a residual on nearest-neighbour upsampling of x
   (tiling x over the s*s sub-pixel channels before the shuffle), the counterpart of Gd's box
-  average.
+  average; the last conv starts at zero, so a new Gu is exactly nearest-neighbour upscaling.
   """
 
   def __init__(self, scale: int, width: int, blocks: int, **kwargs):
@@ -27,7 +27,8 @@ class Upscaler(layers.Layer):
     self.head = layers.Conv2D(width, 3, padding="same", name="head")
     self.body = [ResBlock(width, name=f"res{i}") for i in range(blocks)]
     self.body_end = layers.Conv2D(width, 3, padding="same", name="body_end")
-    self.tail = layers.Conv2D(3 * scale**2, 3, padding="same", name="tail")
+    self.tail = layers.Conv2D(3 * scale**2, 3, padding="same", kernel_initializer="zeros",
+                              name="tail")
 
   def build(self, input_shape):
     if input_shape[-1] != 3:

@@ -23,6 +23,7 @@ import pathlib
 import numpy as np
 
 from fgrn_tf.data.imresize import imresize_np
+from fgrn_tf.metrics.mscn import mscn as mscn_of
 
 PARAMS_ENV = "FGRN_NIQE_PARAMS"
 BLOCK_SIZE = 96
@@ -109,19 +110,6 @@ def load_niqe_params(path: str | os.PathLike | None = None) -> NiqeParams:
   return NiqeParams(mu=mu, cov=cov, window=window)
 
 
-def _filter_replicate(x: np.ndarray, window: np.ndarray) -> np.ndarray:
-  """MATLAB `imfilter(x, window, 'replicate')` (correlation, same size)."""
-  kh, kw = window.shape
-  ph, pw = kh // 2, kw // 2
-  padded = np.pad(x, ((ph, kh - 1 - ph), (pw, kw - 1 - pw)), mode="edge")
-  h, w = x.shape
-  out = np.zeros_like(x)
-  for i in range(kh):
-    for j in range(kw):
-      out += window[i, j] * padded[i:i + h, j:j + w]
-  return out
-
-
 def _aggd(x: np.ndarray):
   """MATLAB `estimateAGGDParameters`: (alpha, beta_left, beta_right) of a 1-D sample."""
   with np.errstate(divide="ignore", invalid="ignore"):
@@ -179,9 +167,7 @@ def block_features(image: np.ndarray, window: np.ndarray,
   im = image[:n_r * b_r, :n_c * b_c]
   feats = np.empty((n_r * n_c, 2 * _N_FEATURES))
   for scale in (1, 2):
-    mu = _filter_replicate(im, window)
-    sigma = np.sqrt(np.abs(_filter_replicate(im * im, window) - mu * mu))
-    mscn = (im - mu) / (sigma + 1)
+    mscn = mscn_of(im, window)
     s_r, s_c = _round_half_away(b_r / scale), _round_half_away(b_c / scale)
     col = (scale - 1) * _N_FEATURES
     for j in range(n_c):  # blockproc output reshaped column-major: rows vary fastest

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fgrn_tf.metrics.mscn import mscn as mscn_of
+
 BLOCK = 16
 SEGMENT = 6
 ACTIVITY_THRESHOLD = 0.1
@@ -26,18 +28,6 @@ def _gaussian_7x7() -> np.ndarray:
   g = np.exp(-(x * x) / (2 * (7 / 6) ** 2))
   g /= g.sum()
   return np.outer(g, g)
-
-
-def _filter_replicate(x: np.ndarray, window: np.ndarray) -> np.ndarray:
-  k = window.shape[0]
-  p = k // 2
-  padded = np.pad(x, p, mode="edge")
-  h, w = x.shape
-  out = np.zeros_like(x)
-  for i in range(k):
-    for j in range(k):
-      out += window[i, j] * padded[i:i + h, j:j + w]
-  return out
 
 
 def _to_gray255(image: np.ndarray) -> np.ndarray:
@@ -73,9 +63,7 @@ def piqe(image: np.ndarray) -> float:
   rows, cols = im.shape
   im = np.pad(im, ((0, -rows % BLOCK), (0, -cols % BLOCK)), mode="edge")
   window = _gaussian_7x7()
-  mu = _filter_replicate(im, window)
-  sigma = np.sqrt(np.abs(_filter_replicate(im * im, window) - mu * mu))
-  mscn = (im - mu) / (sigma + 1)
+  mscn = mscn_of(im, window)
 
   h, w = mscn.shape
   blocks = mscn.reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).swapaxes(1, 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -188,3 +189,14 @@ def run_script(script: pathlib.Path, args: Sequence[str], timeout: float,
     log_path.write_text(f"$ {' '.join(cmd)}\n{text}")
   return code, text
 
+
+
+def model_bench_parser(doc: str) -> argparse.ArgumentParser:
+  """The flags every per-model benchmark takes: --scales, --threads, --quick, --json_out."""
+  parser = argparse.ArgumentParser(description=doc,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--scales", default="2,4", help="comma-separated scales")
+  parser.add_argument("--threads", type=int, default=None, help="intra/inter-op threads")
+  parser.add_argument("--quick", action="store_true", help="tiny networks and images")
+  parser.add_argument("--json_out", type=pathlib.Path, help="write the results here as JSON")
+  return parser

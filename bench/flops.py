@@ -10,7 +10,6 @@ traced graph with static shapes) checks that count. The peak is a large float32 
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 
@@ -167,13 +166,7 @@ def measure(scales, quick: bool, upscale_s: dict | None = None,
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--scales", default="2,4", help="comma-separated scales")
-  parser.add_argument("--threads", type=int, default=None, help="intra/inter-op threads")
-  parser.add_argument("--quick", action="store_true", help="tiny networks and images")
-  parser.add_argument("--json_out", type=pathlib.Path, help="write the results here as JSON")
-  args = parser.parse_args(argv)
+  args = common.model_bench_parser(__doc__).parse_args(argv)
   common.configure_tf(threads=args.threads)
   quick = args.quick
   result = measure([int(s) for s in args.scales.split(",")], quick,

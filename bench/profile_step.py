@@ -9,7 +9,6 @@ Op times are summed over threads, so with 2 threads they can exceed the wall tim
 
 from __future__ import annotations
 
-import argparse
 import collections
 import pathlib
 import re
@@ -123,13 +122,7 @@ def profile(scale: int, quick: bool, hr_side: int = 512, batch: int = 4,
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--scales", default="2,4", help="comma-separated scales")
-  parser.add_argument("--threads", type=int, default=None, help="intra/inter-op threads")
-  parser.add_argument("--quick", action="store_true", help="tiny networks and images")
-  parser.add_argument("--json_out", type=pathlib.Path, help="write the results here as JSON")
-  args = parser.parse_args(argv)
+  args = common.model_bench_parser(__doc__).parse_args(argv)
   common.configure_tf(threads=args.threads)
   kwargs = dict(hr_side=128, batch=2, patch=32) if args.quick else {}
   results = [profile(int(s), args.quick, **kwargs) for s in args.scales.split(",")]

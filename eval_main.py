@@ -12,7 +12,9 @@ import sys
 
 from absl import app, flags
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from fgrn_tf import tf_env  # noqa: E402
+
+tf_env.set_defaults()
 
 _METHOD = flags.DEFINE_string(
     "method", "fgrn", "Methods to evaluate, comma-separated: fgrn, bicubic.")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from fgrn_tf import tf_env  # noqa: E402
+
+tf_env.set_defaults()
 
 from absl import app, flags  # noqa: E402
 

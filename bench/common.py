@@ -16,6 +16,10 @@ from collections.abc import Callable, Sequence
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
+if str(ROOT) not in sys.path:
+  sys.path.insert(0, str(ROOT))
+
+from fgrn_tf import tf_env  # noqa: E402
 
 # Official IRN (PyTorch 2.13 CPU, 2 threads) on a 2-core CPU like this one (docs/TF-NOTES.md).
 # Training: steps/s at batch 4 for (scale, HR patch); round trip: seconds for a 512x512 HR image.
@@ -76,7 +80,7 @@ def configure_tf(threads: int | None = None, logical_cpus: int | None = None):
   Returns:
     The `tensorflow` module.
   """
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  tf_env.set_defaults()
   import tensorflow as tf
 
   if threads:
@@ -145,7 +149,7 @@ def run_script(script: pathlib.Path, args: Sequence[str], timeout: float,
   Returns:
     (exit code, or None on timeout; the captured output).
   """
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **(env or {}))
+  env = {**tf_env.DEFAULTS, **os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
   env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
   cmd = [sys.executable, str(script), *args]
   lines = []

@@ -68,6 +68,26 @@ def run_measured(args: list[str], timeout: float | None) -> tuple[int | None, fl
   return (int(match.group(1)) if match else None), seconds, status
 
 
+def predicted_mib(points: list[tuple[float, float]], mp: float) -> float | None:
+  """Peak MiB at `mp` megapixels, extrapolated linearly from the two largest measured sizes."""
+  if len(points) < 2:
+    return None
+  (x0, y0), (x1, y1) = sorted(points)[-2:]
+  return y1 + (y1 - y0) / (x1 - x0) * (mp - x1) if x1 != x0 else None
+
+
+def available_mib() -> float:
+  """MemAvailable of /proc/meminfo in MiB (inf where there is none): an untiled case predicted
+  to need more is skipped rather than run into the OOM killer."""
+  try:
+    for line in pathlib.Path("/proc/meminfo").read_text().splitlines():
+      if line.startswith("MemAvailable:"):
+        return int(line.split()[1]) / 1024
+  except OSError:
+    pass
+  return math.inf
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--preset", default="x2", help="network whose untrained weights are used")
@@ -91,7 +111,9 @@ def main(argv=None) -> int:
     tmp = pathlib.Path(tmp)
     workdir = args.workdir
     if workdir is None:
-      os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+      from fgrn_tf import tf_env
+
+      tf_env.set_defaults()
       from fgrn_tf import workdir as wd
       from fgrn_tf.config import preset
       from fgrn_tf.models.fgrn import FGRN
@@ -109,15 +131,23 @@ def main(argv=None) -> int:
       base_kib, base_s, _ = run_measured([python, "-c", "import fgrn_tf.inference"], args.timeout)
       print(f"model: {model}; `import fgrn_tf` alone: {base_kib / 1024:.0f} MiB, {base_s:.1f} s")
     print(f"{'MP':>6} {'size':>11} {'tile':>6} {'peak RSS MiB':>13} {'seconds':>8}  status")
+    measured = {}  # tile -> [(megapixels, peak MiB)] of the cases that ran
     for mp in sizes:
       side = int(round(math.sqrt(mp * 1e6)))
       image = tmp / f"mp{mp:g}.png"
       images.write_image(image, synthetic_image(side))
       for tile in tiles:
         out = tmp / f"out_{mp:g}_{tile}"
-        kib, seconds, status = run_measured(
-            [python, "-m", "fgrn_tf", "roundtrip", str(image), "--model", str(workdir),
-             "--tile", str(tile), "-o", str(out)], args.timeout)
+        guess = predicted_mib(measured.get(tile, []), mp)
+        if guess is not None and guess > 0.9 * available_mib():
+          kib, seconds, status = None, 0.0, (f"skipped: ~{guess:.0f} MiB predicted from the "
+                                             f"smaller sizes, {available_mib():.0f} available")
+        else:
+          kib, seconds, status = run_measured(
+              [python, "-m", "fgrn_tf", "roundtrip", str(image), "--model", str(workdir),
+               "--tile", str(tile), "-o", str(out)], args.timeout)
+        if kib and status == "ok":
+          measured.setdefault(tile, []).append((mp, kib / 1024))
         rss = f"{kib / 1024:.0f}" if kib else "-"
         print(f"{mp:>6g} {f'{side}x{side}':>11} {tile or 'none':>6} {rss:>13} {seconds:>8.1f}"
               f"  {status}", flush=True)

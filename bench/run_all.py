@@ -58,7 +58,7 @@ class Plan:
   # also measured with TF_ENABLE_ONEDNN_OPTS=1.
   onednn_sizes: tuple[int, ...] = (512,)
   worker_timeout: float = 900.0
-  external_timeout: float = 600.0
+  external_timeout: float = 3600.0  # a cap: memory_vs_size's 64 MP tiled case takes ~30 min
 
   @classmethod
   def make(cls, quick: bool, external_timeout: float | None = None) -> Plan:
@@ -620,12 +620,16 @@ def _relative(path: pathlib.Path, start: pathlib.Path) -> str:
 # ---- main -------------------------------------------------------------------------------------
 
 
-def run(plan: Plan, out: pathlib.Path, report: pathlib.Path, sections) -> dict:
-  """Runs the `sections` of `plan`, writes results.csv, results.json, plots and the report."""
+def run(plan: Plan, out: pathlib.Path, report: pathlib.Path, sections,
+        reused: dict | None = None) -> dict:
+  """Runs the `sections` of `plan`, writes results.csv, results.json, plots and the report.
+
+  `reused` holds sections taken from an earlier results.json instead of being run again.
+  """
   out.mkdir(parents=True, exist_ok=True)
   start = time.time()
   results = {"machine": common.machine_info(), "quick": plan.quick,
-             "plan": dataclasses.asdict(plan)}
+             "plan": dataclasses.asdict(plan), **(reused or {})}
   common.progress("run_all", f"{'quick' if plan.quick else 'full'} run; machine "
                              f"{results['machine']['cpu']}, load {results['machine']['loadavg']}")
   if "latency" in sections:
@@ -660,17 +664,45 @@ def main(argv=None) -> int:
                       help="the markdown report (default: BENCHMARKS.md at the repository root, "
                            "or in the results folder with --quick)")
   parser.add_argument("--skip", default="", help=f"comma-separated sections from {SECTIONS}")
+  parser.add_argument("--reuse", default="",
+                      help="comma-separated sections to take from the results folder's last "
+                           "results.json instead of running them again (e.g. to rerun one "
+                           "section alone)")
   parser.add_argument("--external_timeout", type=float, default=None,
                       help="seconds allowed to each of the other bench scripts")
   args = parser.parse_args(argv)
   skip = {s for s in args.skip.split(",") if s}
-  if skip - set(SECTIONS):
-    parser.error(f"--skip: unknown {sorted(skip - set(SECTIONS))}; choose from {SECTIONS}")
+  reuse = {s for s in args.reuse.split(",") if s}
+  for flag, names in (("--skip", skip), ("--reuse", reuse)):
+    if names - set(SECTIONS):
+      parser.error(f"{flag}: unknown {sorted(names - set(SECTIONS))}; choose from {SECTIONS}")
+  try:
+    reused = load_sections(args.results_dir / "results.json", reuse, args.quick)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   report = args.report or (args.results_dir / "BENCHMARKS.md" if args.quick
                            else common.ROOT / "BENCHMARKS.md")
   run(Plan.make(args.quick, args.external_timeout), args.results_dir, report,
-      [s for s in SECTIONS if s not in skip])
+      [s for s in SECTIONS if s not in skip | reuse], reused)
   return 0
+
+
+def load_sections(path: pathlib.Path, names: set[str], quick: bool) -> dict:
+  """The `names` sections of an earlier results.json; ValueError when it cannot give them."""
+  if not names:
+    return {}
+  try:
+    earlier = json.loads(path.read_text())
+  except (OSError, ValueError) as e:
+    raise ValueError(f"--reuse needs an earlier {path}: {e}") from None
+  if earlier.get("quick") != quick:
+    raise ValueError(f"--reuse: {path} is from a {'quick' if earlier.get('quick') else 'full'} "
+                     "run; reuse only sections of the same kind of run")
+  missing = sorted(n for n in names if n not in earlier)
+  if missing:
+    raise ValueError(f"--reuse: {path} has no {', '.join(missing)}")
+  return {n: earlier[n] for n in names}
 
 
 if __name__ == "__main__":

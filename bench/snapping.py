@@ -11,12 +11,13 @@ with and without snapping.
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from fgrn_tf import tf_env  # noqa: E402
+
+tf_env.set_defaults()
 
 
 def main(argv=None):

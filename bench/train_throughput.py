@@ -16,17 +16,16 @@ import pathlib
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from bench import common  # noqa: E402
+
+common.tf_env.set_defaults()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from fgrn_tf import config, train_lib  # noqa: E402
 from fgrn_tf.data import pipeline  # noqa: E402
-
-# The official IRN code (PyTorch, 2 threads) on the same kind of CPU, steps/s (TF-NOTES.md).
-IRN = {(2, 96): 0.53, (2, 144): 0.23, (4, 96): 0.35, (4, 144): 0.18}
 
 
 class _Clock(keras.callbacks.Callback):
@@ -94,7 +93,7 @@ def main() -> int:
       const, _ = steps_per_second(model_cfg, image_set, patch, args.batch, True, args.steps,
                                   args.warmup)
       alone = (os.cpu_count() or 1) / cpu
-      irn = IRN.get((scale, patch))
+      irn = common.IRN_TRAIN_STEPS_PER_S.get((scale, patch))
       rows.append({"scale": scale, "patch": patch, "batch": args.batch, "real": real,
                    "constant": const, "cpu_seconds_per_step": cpu, "alone_at_most": alone,
                    "irn": irn})

@@ -9,14 +9,15 @@ See BUILD.md (Export and deployment) for serving and for running the .tflite fil
 
 from __future__ import annotations
 
-import os
 import pathlib
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere: `python export/export_main.py`
   sys.path.insert(0, str(ROOT))
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from fgrn_tf import tf_env  # noqa: E402
+
+tf_env.set_defaults()
 
 from absl import app, flags, logging  # noqa: E402
 

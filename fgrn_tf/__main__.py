@@ -215,6 +215,9 @@ def main(argv=None) -> int:
   _add_rescale_parser(sub, "upscale", "LR images -> HR images (back to the recorded size)")
   _add_rescale_parser(sub, "roundtrip", "downscale then upscale; PSNR/SSIM against the input")
   args = parser.parse_args(argv)
+  from fgrn_tf import tf_env
+
+  tf_env.set_defaults()  # before the subcommand imports TensorFlow
   import cv2
 
   cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our one line per bad file

@@ -4,9 +4,12 @@ import os
 import pathlib
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from fgrn_tf import tf_env  # noqa: E402
+
+tf_env.set_defaults()
 
 import pytest  # noqa: E402
 

@@ -111,3 +111,24 @@ def test_analytic_flops_match_tf_profiler():
   assert ops["downscale"] <= counted <= 1.1 * ops["downscale"]
   modules = flops.module_flops(model, 64)
   assert ops["roundtrip"] == pytest.approx(modules["Gd"] + 2 * modules["F"] + modules["Gu"])
+
+
+def test_reuse_takes_sections_from_the_earlier_results_and_rejects_a_mismatch(tmp_path):
+  path = tmp_path / "results.json"
+  path.write_text('{"quick": false, "latency": {"rows": [1]}, "flops": {"rows": []}}')
+  assert run_all.load_sections(path, {"latency"}, quick=False) == {"latency": {"rows": [1]}}
+  assert run_all.load_sections(tmp_path / "none.json", set(), quick=False) == {}
+  with pytest.raises(ValueError, match="no profile"):
+    run_all.load_sections(path, {"latency", "profile"}, quick=False)
+  with pytest.raises(ValueError, match="full run"):
+    run_all.load_sections(path, {"latency"}, quick=True)
+  with pytest.raises(ValueError, match="earlier"):
+    run_all.load_sections(tmp_path / "none.json", {"latency"}, quick=False)
+
+
+def test_memory_prediction_extrapolates_the_two_largest_sizes():
+  from bench import memory_vs_size
+
+  assert memory_vs_size.predicted_mib([(1, 1000.0)], 64) is None
+  points = [(4, 2000.0), (0.25, 50.0), (1, 800.0)]  # 400 MiB per megapixel above 1 MP
+  assert memory_vs_size.predicted_mib(points, 16) == pytest.approx(2000 + 12 * 400)

@@ -1,15 +1,17 @@
 """Exported FGRN artifacts: size on disk, agreement with Keras on Set5, latency at 1 and 2 threads.
 
-Exports a model with every format (`export/export_lib.py`; the manifest gives the sizes and the
-round-trip PSNR of each artifact against Keras on whole Set5 images; full-integer int8 is kept
-whatever its quality, to be measured), then times the downscale of a 512x512 HR image and the
-upscale of a 512/s x 512/s LR image with Keras, the SavedModel and each .tflite pair, in one
-fresh process per thread count (TensorFlow fixes its thread pools when it starts; the LiteRT
-interpreter gets `num_threads`).
+For each scale, exports a model with every format (`export/export_lib.py`; the manifest gives
+the sizes and the round-trip PSNR of each artifact against Keras on whole Set5 images;
+full-integer int8 is kept whatever its quality, to be measured), then times the downscale of
+an N x N HR image and the upscale of its N/s x N/s LR with Keras, the SavedModel and each
+.tflite pair, in one fresh process per thread count (TensorFlow fixes its thread pools when it
+starts; the LiteRT interpreter gets `num_threads`). The model is the shipped one
+(models/fgrn_x<s>/) when there is one, else the paper-sized network with untrained weights:
+latency does not depend on the weights, agreement does.
 
-  python bench/export_latency.py                 # paper-sized x2 network, untrained weights
-  python bench/export_latency.py --workdir RUN   # a trained model instead
-  python bench/export_latency.py --quick         # tiny network, 64x64, a smoke run
+  python bench/export_latency.py                          # x2 and x4; 256, 512 and 1024
+  python bench/export_latency.py --scales 2 --workdir RUN # a trained run instead
+  python bench/export_latency.py --quick                  # tiny network, 64x64, a smoke run
 """
 
 from __future__ import annotations
@@ -24,37 +26,44 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from bench import common  # noqa: E402
 
-HR_SIDE = 512
 QUICK_HR_SIDE = 64
 SET5 = common.ROOT.parent / "shared" / "datasets" / "Set5"
 
 
-def _model(args):
+def _model(args, scale: int):
   """(FGRN, description): a trained workdir's model, or the paper-sized one untrained."""
   import numpy as np
 
+  from fgrn_tf.inference import default_model_path
   from fgrn_tf.models.fgrn import FGRN
   from fgrn_tf.workdir import load_model
 
-  if args.workdir:
-    return load_model(args.workdir), f"trained ({args.workdir})"
-  model = FGRN(common.bench_model_config(args.scale, args.quick))
+  shipped = default_model_path(scale)
+  workdir = args.workdir or (shipped if shipped.is_dir() and not args.quick else None)
+  if workdir:
+    return load_model(workdir), f"trained x{scale} ({_relative(workdir)})"
+  model = FGRN(common.bench_model_config(scale, args.quick))
   # The flow's last convs start at zero (F = identity); give them values so F does real work.
   rng = np.random.default_rng(0)
   for v in model.flow.weights if model.flow is not None else []:
     if v.numpy().ndim == 4 and not v.numpy().any():
       v.assign(rng.normal(0, 0.02, v.shape).astype(np.float32))
   kind = "smoke-sized" if args.quick else "paper-sized"
-  return model, f"{kind} x{args.scale}, untrained weights (random init, flow randomised)"
+  return model, f"{kind} x{scale}, untrained weights (random init, flow randomised)"
 
 
-def export_all(args, out: pathlib.Path) -> dict:
+def _relative(path) -> str:
+  path = pathlib.Path(path).resolve()
+  return str(path.relative_to(common.ROOT)) if path.is_relative_to(common.ROOT) else str(path)
+
+
+def export_all(args, scale: int, out: pathlib.Path) -> dict:
   """Exports every format to `out/export` and saves the weights as a workdir `out/workdir`."""
   from export import export_lib
   from fgrn_tf import config, workdir
   from fgrn_tf.data.images import list_images
 
-  model, description = _model(args)
+  model, description = _model(args, scale)
   wd = out / "workdir"
   workdir.write_experiment(wd, config.Experiment(model.model_config, config.TrainConfig()))
   model.save_weights(wd / workdir.BEST_WEIGHTS)
@@ -78,11 +87,9 @@ def worker(args) -> None:
 
   export_dir = pathlib.Path(args.export_dir)
   manifest = json.loads((export_dir / backends.MANIFEST).read_text())
-  side = QUICK_HR_SIDE if args.quick else HR_SIDE
+  sides = [QUICK_HR_SIDE] if args.quick else [int(v) for v in args.sizes.split(",")]
   s = manifest["scale"]
   rng = np.random.default_rng(0)
-  hr = rng.integers(0, 256, (1, side, side, 3), dtype=np.uint8)
-  lr = rng.integers(0, 256, (1, side // s, side // s, 3), dtype=np.uint8)
   kinds = {"keras": lambda: backends.load_backend(export_dir.parent / "workdir")}
   for name, entry in manifest["artifacts"].items():
     if "skipped" not in entry:
@@ -91,12 +98,16 @@ def worker(args) -> None:
   rows = []
   for name, make in kinds.items():
     backend = make()
-    for op, fn, x in (("downscale", backend.downscale, hr), ("upscale", backend.upscale, lr)):
-      times = common.time_calls(lambda f=fn, x=x: f(x), runs=args.runs, warmup=1)
-      rows.append({"artifact": name, "op": op, "threads": args.threads,
-                   "input": list(x.shape[1:3]), **common.summarize(times)})
-      common.progress(f"{args.threads} thread(s)", f"{name:17s} {op:9s} "
-                                                  f"{rows[-1]['median']:.3f} s")
+    for side in sides:
+      hr = rng.integers(0, 256, (1, side, side, 3), dtype=np.uint8)
+      lr = rng.integers(0, 256, (1, side // s, side // s, 3), dtype=np.uint8)
+      runs = args.runs if side < 1024 else max(1, args.runs - 1)  # ~15 s a call at 1024
+      for op, fn, x in (("downscale", backend.downscale, hr), ("upscale", backend.upscale, lr)):
+        times = common.time_calls(lambda f=fn, x=x: f(x), runs=runs, warmup=1)
+        rows.append({"artifact": name, "op": op, "threads": args.threads, "scale": s,
+                     "hr_side": side, "input": list(x.shape[1:3]), **common.summarize(times)})
+        common.progress(f"x{s} {args.threads} thread(s)",
+                        f"{name:17s} {op:9s} {side}: {rows[-1]['median']:.3f} s")
     del backend
   print("ROWS " + json.dumps(rows), flush=True)
 
@@ -105,8 +116,10 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--quick", action="store_true", help="tiny network and 64x64 images")
-  parser.add_argument("--scale", type=int, default=2)
-  parser.add_argument("--workdir", help="a trained model's workdir (default: untrained)")
+  parser.add_argument("--scales", default="2,4")
+  parser.add_argument("--sizes", default="256,512,1024", help="HR sides to time")
+  parser.add_argument("--workdir", help="a trained workdir, with one --scales (default: the "
+                                        "shipped model, else untrained weights)")
   parser.add_argument("--check_dir", default=str(SET5), help="images for the agreement check")
   parser.add_argument("--threads", default="1,2", help="thread counts to time")
   parser.add_argument("--runs", type=int, default=3, help="timed runs per measurement")
@@ -118,27 +131,33 @@ def main(argv=None) -> int:
     worker(args)
     return 0
 
+  scales = [int(v) for v in args.scales.split(",")]
+  if args.workdir and len(scales) != 1:
+    parser.error("--workdir is one model: give its scale alone in --scales")
+  if args.quick:
+    scales = scales[:1]
   common.configure_tf()
   info = common.machine_info()
   common.progress("export_latency", f"load average before: {info['loadavg']}")
-  with tempfile.TemporaryDirectory(prefix="export_latency.") as tmp:
-    tmp = pathlib.Path(tmp)
-    manifest = export_all(args, tmp)
-    rows = []
-    for threads in [int(t) for t in args.threads.split(",")]:
-      worker_args = ["--worker", "--export_dir", str(tmp / "export"), "--threads", str(threads),
-                     "--runs", str(args.runs)] + (["--quick"] if args.quick else [])
-      code, text = common.run_script(pathlib.Path(__file__), worker_args, timeout=1800,
-                                     tag=f"{threads}t")
-      if code != 0:
-        print(f"worker with {threads} thread(s) failed (exit {code})", file=sys.stderr)
-        return 1
-      rows += json.loads(next(line for line in text.splitlines()
-                              if line.startswith("ROWS "))[5:])
+  models, rows = {}, []
+  for scale in scales:
+    with tempfile.TemporaryDirectory(prefix="export_latency.") as tmp:
+      tmp = pathlib.Path(tmp)
+      manifest = export_all(args, scale, tmp)
+      models[scale] = {k: manifest[k] for k in ("model_description", "check_set", "artifacts")}
+      for threads in [int(t) for t in args.threads.split(",")]:
+        worker_args = ["--worker", "--export_dir", str(tmp / "export"), "--threads",
+                       str(threads), "--runs", str(args.runs), "--sizes", args.sizes]
+        worker_args += ["--quick"] if args.quick else []
+        code, text = common.run_script(pathlib.Path(__file__), worker_args, timeout=3600,
+                                       tag=f"x{scale} {threads}t")
+        if code != 0:
+          print(f"worker x{scale} with {threads} thread(s) failed (exit {code})", file=sys.stderr)
+          return 1
+        rows += json.loads(next(line for line in text.splitlines()
+                                if line.startswith("ROWS "))[5:])
   info["loadavg_after"] = common.load_average()
-  result = {"machine": info, "model": manifest["model_description"],
-            "check_set": manifest["check_set"], "artifacts": manifest["artifacts"],
-            "latency": rows}
+  result = {"machine": info, "models": models, "latency": rows}
   common.write_json(args.out, result)
   print(report(result))
   print(f"\nwrote {args.out}")
@@ -146,25 +165,33 @@ def main(argv=None) -> int:
 
 
 def report(result: dict) -> str:
-  """Markdown tables: sizes and agreement, then latency."""
-  lines = [f"Model: {result['model']}. Load average before/after: "
-           f"{result['machine']['loadavg']} / {result['machine']['loadavg_after']} "
-           f"(2 cores, shared).", "",
-           "| artifact | size | max diff down/up (levels) | round trip PSNR-Y | drop vs Keras |",
-           "|---|---|---|---|---|"]
-  for name, a in result["artifacts"].items():
-    g = a["agreement"]
-    skipped = " (not shipped)" if "skipped" in a else ""
-    lines.append(f"| {name}{skipped} | {a['bytes'] / 1e6:.2f} MB | {g['downscale_max_abs_diff']}"
-                 f"/{g['upscale_max_abs_diff']} | {g['roundtrip_psnr_y']:.2f} dB | "
-                 f"{g['psnr_drop_db']:+.2f} dB |")
-  lines += ["", "| artifact | op | input | 1 thread (s) | 2 threads (s) |", "|---|---|---|---|---|"]
+  """Markdown tables: per scale, sizes and agreement; then latency with round trips."""
+  lines = [f"Load average before/after: {result['machine']['loadavg']} / "
+           f"{result['machine']['loadavg_after']} (2 cores).", ""]
+  for scale, m in result["models"].items():
+    lines += [f"x{scale}: {m['model_description']}; agreement on {m['check_set']}.", "",
+              "| artifact | size | max diff down/up (levels) | round trip PSNR-Y | drop vs Keras |",
+              "|---|---|---|---|---|"]
+    for name, a in m["artifacts"].items():
+      g = a["agreement"]
+      skipped = " (not shipped)" if "skipped" in a else ""
+      lines.append(f"| {name}{skipped} | {a['bytes'] / 1e6:.2f} MB | "
+                   f"{g['downscale_max_abs_diff']}/{g['upscale_max_abs_diff']} | "
+                   f"{g['roundtrip_psnr_y']:.2f} dB | {g['psnr_drop_db']:+.2f} dB |")
+    lines.append("")
+  lines += ["Median seconds per image (batch 1, uint8); round trip = downscale + upscale.", "",
+            "| scale | HR size | artifact | threads | downscale | upscale | round trip |",
+            "|---|---|---|---|---|---|---|"]
   table: dict[tuple, dict] = {}
   for r in result["latency"]:
-    table.setdefault((r["artifact"], r["op"], tuple(r["input"])), {})[r["threads"]] = r["median"]
-  for (name, op, size), by in table.items():
-    cells = [f"{by[t]:.3f}" if t in by else "-" for t in (1, 2)]
-    lines.append(f"| {name} | {op} | {size[0]}x{size[1]} | {cells[0]} | {cells[1]} |")
+    key = (r["scale"], r["hr_side"], r["artifact"], r["threads"])
+    table.setdefault(key, {})[r["op"]] = r["median"]
+  for (scale, side, name, threads), by in sorted(table.items()):
+    down, up = by.get("downscale"), by.get("upscale")
+    cells = [f"{v:.3f}" if v is not None else "-" for v in (down, up)]
+    trip = f"{down + up:.3f}" if down is not None and up is not None else "-"
+    lines.append(f"| x{scale} | {side}x{side} | {name} | {threads} | {cells[0]} | {cells[1]} | "
+                 f"{trip} |")
   return "\n".join(lines)
 
 

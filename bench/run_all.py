@@ -37,6 +37,8 @@ EXTERNAL = (
     ("memory_vs_size", "Peak memory of a round trip against image size"),
 )
 OWN = ("latency", "train_modes", "flops", "profile")
+# What the figures mean and what was done about them: written by hand, appended to the report.
+FINDINGS = common.BENCH_DIR / "FINDINGS.md"
 SECTIONS = OWN + tuple(name for name, _ in EXTERNAL)
 
 
@@ -599,6 +601,8 @@ def write_report(results: dict, plots: list[str], out: pathlib.Path,
     lines += profile_tables(prof) if "rows" in prof else [f"Failed: {prof['error']}", ""]
   for name, title in EXTERNAL:
     lines += external_section(name, title, results.get(name))
+  if not quick and FINDINGS.exists():  # the maintained reading of these figures
+    lines += ["", FINDINGS.read_text().strip(), ""]
   report.write_text("\n".join(lines).rstrip() + "\n")
 
 
@@ -657,9 +661,10 @@ def main(argv=None) -> int:
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--quick", action="store_true",
                       help="tiny networks and images: checks the code in ~2 minutes")
-  parser.add_argument("--results_dir", type=pathlib.Path,
-                      default=common.ROOT / "results" / "bench",
-                      help="where the CSV, plots, raw JSON and logs go")
+  parser.add_argument("--results_dir", type=pathlib.Path, default=None,
+                      help="where the CSV, plots, raw JSON and logs go (default: bench/results/, "
+                           "kept in the repository beside BENCHMARKS.md; results/bench/ with "
+                           "--quick)")
   parser.add_argument("--report", type=pathlib.Path, default=None,
                       help="the markdown report (default: BENCHMARKS.md at the repository root, "
                            "or in the results folder with --quick)")
@@ -671,6 +676,8 @@ def main(argv=None) -> int:
   parser.add_argument("--external_timeout", type=float, default=None,
                       help="seconds allowed to each of the other bench scripts")
   args = parser.parse_args(argv)
+  args.results_dir = args.results_dir or (common.ROOT / "results" / "bench" if args.quick
+                                          else common.BENCH_DIR / "results")
   skip = {s for s in args.skip.split(",") if s}
   reuse = {s for s in args.reuse.split(",") if s}
   for flag, names in (("--skip", skip), ("--reuse", reuse)):

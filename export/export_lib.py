@@ -55,15 +55,17 @@ def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
 
 def default_image_files(workdir) -> list[str]:
   """Images to check (and calibrate int8) on: the run's validation folder, else its training
-  folders, else the built-in photos it trained on by default."""
+  folders (those present on this machine), else the built-in photos."""
   from fgrn_tf.data import defaults, images
   from fgrn_tf.workdir import read_experiment
 
   train = read_experiment(workdir).train
-  if train.val_dir:
+  if train.val_dir and pathlib.Path(train.val_dir).is_dir():
     return images.list_images(train.val_dir)
-  if train.data_dirs:
-    return images.list_images(list(train.data_dirs))
+  # A shipped model's recorded folders may not exist on this machine: the built-in photos then.
+  dirs = [d for d in train.data_dirs if pathlib.Path(d).is_dir()]
+  if dirs:
+    return images.list_images(dirs)
   return defaults.default_image_files()
 
 

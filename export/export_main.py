@@ -24,7 +24,10 @@ from absl import app, flags, logging  # noqa: E402
 from export import export_lib  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string(
-    "workdir", None, "Training workdir (config.json + best/last.weights.h5) or a .keras file.")
+    "workdir", None, "Training workdir (config.json + best/last.weights.h5) or a .keras file. "
+    "Default: the shipped model of --scale, models/fgrn_x<scale>.")
+_SCALE = flags.DEFINE_enum("scale", "2", ["2", "4"], "Which shipped model to export when no "
+                           "--workdir is given.")
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Folder to create with manifest.json, <model_name>/<version>/ (the "
     "SavedModel) and tflite/<variant>/{downscaler,upscaler}.tflite.")
@@ -53,9 +56,10 @@ _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --output
 def run() -> dict:
   """Loads the model and images named by the flags and exports; returns the manifest."""
   from fgrn_tf.data import images
+  from fgrn_tf.inference import default_model_path
   from fgrn_tf.workdir import ModelNotFoundError, load_model, read_experiment, weights_path
 
-  workdir = pathlib.Path(_WORKDIR.value)
+  workdir = pathlib.Path(_WORKDIR.value or default_model_path(int(_SCALE.value)))
   formats = export_lib.parse_formats(_FORMATS.value)
   is_workdir = workdir.is_dir()
   # Checked before TensorFlow is imported, so a wrong path fails in a fraction of a second.
@@ -106,5 +110,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flags.mark_flags_as_required(["workdir", "output_dir"])
+  flags.mark_flags_as_required(["output_dir"])
   app.run(main)

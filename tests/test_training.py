@@ -60,6 +60,11 @@ def test_learning_rate_halves_every_n_steps():
   np.testing.assert_allclose(rates, [3e-4, 3e-4, 1.5e-4, 1.5e-4, 7.5e-5, 3e-4 / 16], rtol=1e-6)
 
 
+@pytest.mark.parametrize("name", sorted(config.PRESETS))
+def test_every_preset_is_a_recipe_that_can_train(name):
+  train_lib.check_experiment(config.preset(name))
+
+
 @pytest.mark.parametrize("changes, message", [
     ({"patch_size": 33}, "not a multiple of the scale"),
     ({"steps": 7}, "multiple of steps_per_epoch"),

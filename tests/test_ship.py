@@ -60,3 +60,26 @@ def test_over_the_size_limit_keeps_the_model_already_shipped(tmp_path):
     ship_lib.ship(run, dest, check_images(), log=lambda _: None, size_limit=1000)
   assert [p.name for p in dest.parent.iterdir()] == ["fgrn_x2"]
   assert (dest / "config.json").read_text() == "{}"
+
+
+def test_export_without_a_workdir_exports_the_shipped_model(tmp_path):
+  import json
+  import os
+  import subprocess
+  import sys
+
+  from fgrn_tf.inference import default_model_path
+
+  shipped = default_model_path(2)
+  if not shipped.is_dir():
+    pytest.skip(f"no shipped model at {shipped}")
+  out = tmp_path / "out"
+  proc = subprocess.run(
+      [sys.executable, "export/export_main.py", "--output_dir", str(out), "--formats",
+       "tflite_float16", "--check_images", "1", "--check_crop", "64"],
+      cwd=shipped.parents[1], env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+      capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  manifest = json.loads((out / "manifest.json").read_text())
+  assert manifest["source"]["path"] == str(shipped.resolve())
+  assert manifest["scale"] == 2

@@ -45,6 +45,21 @@ def test_ablation_modes_have_no_flow():
   assert tiny_model().flow is not None
 
 
+@pytest.mark.parametrize("guidance", ["none", "bicubic"])
+def test_ablation_models_rescale_uint8_images_and_reload(guidance, tmp_path):
+  from fgrn_tf import workdir
+
+  model = tiny_model(guidance=guidance)
+  hr = (255 * wave_images(1, 16, 20)).astype(np.uint8)
+  lr = np.asarray(model.downscale(hr))
+  sr = np.asarray(model.upscale(lr))
+  assert lr.dtype == sr.dtype == np.uint8
+  assert lr.shape == (1, 8, 10, 3) and sr.shape == hr.shape
+  workdir.write_experiment(tmp_path, config.Experiment(model.model_config, config.smoke().train))
+  model.save_weights(tmp_path / workdir.BEST_WEIGHTS)
+  np.testing.assert_array_equal(np.asarray(workdir.load_model(tmp_path).downscale(hr)), lr)
+
+
 @pytest.mark.parametrize("scale", [2, 4])
 def test_parameter_count_within_3_percent_of_paper(scale):
   paper = {2: 1.33e6, 4: 3.35e6}[scale]

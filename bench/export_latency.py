@@ -169,7 +169,9 @@ def report(result: dict) -> str:
   lines = [f"Load average before/after: {result['machine']['loadavg']} / "
            f"{result['machine']['loadavg_after']} (2 cores).", ""]
   for scale, m in result["models"].items():
-    lines += [f"x{scale}: {m['model_description']}; agreement on {m['check_set']}.", "",
+    check = m["check_set"]
+    lines += [f"x{scale}: {m['model_description']}; agreement on {len(check['images'])} whole "
+              f"images ({', '.join(check['images'])}).", "",
               "| artifact | size | max diff down/up (levels) | round trip PSNR-Y | drop vs Keras |",
               "|---|---|---|---|---|"]
     for name, a in m["artifacts"].items():
@@ -179,17 +181,19 @@ def report(result: dict) -> str:
                    f"{g['downscale_max_abs_diff']}/{g['upscale_max_abs_diff']} | "
                    f"{g['roundtrip_psnr_y']:.2f} dB | {g['psnr_drop_db']:+.2f} dB |")
     lines.append("")
-  lines += ["Median seconds per image (batch 1, uint8); round trip = downscale + upscale.", "",
+  lines += ["Seconds per image (batch 1, uint8): median [min, max] of the timed runs after a "
+            "warm-up (3 runs, 2 at 1024); round trip = the two medians added.", "",
             "| scale | HR size | artifact | threads | downscale | upscale | round trip |",
             "|---|---|---|---|---|---|---|"]
   table: dict[tuple, dict] = {}
   for r in result["latency"]:
     key = (r["scale"], r["hr_side"], r["artifact"], r["threads"])
-    table.setdefault(key, {})[r["op"]] = r["median"]
+    table.setdefault(key, {})[r["op"]] = r
   for (scale, side, name, threads), by in sorted(table.items()):
     down, up = by.get("downscale"), by.get("upscale")
-    cells = [f"{v:.3f}" if v is not None else "-" for v in (down, up)]
-    trip = f"{down + up:.3f}" if down is not None and up is not None else "-"
+    cells = [f"{r['median']:.3f} [{r['min']:.3f}, {r['max']:.3f}]" if r else "-"
+             for r in (down, up)]
+    trip = f"{down['median'] + up['median']:.3f}" if down and up else "-"
     lines.append(f"| x{scale} | {side}x{side} | {name} | {threads} | {cells[0]} | {cells[1]} | "
                  f"{trip} |")
   return "\n".join(lines)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import importlib
 import json
 import pathlib
 import re
@@ -384,6 +385,21 @@ def _comparison_row(what, irn, ours, speedup, aim, src) -> str:
 _NOISE = re.compile(r"^(\[\d\d:\d\d:\d\d\] |\s+[\w.-]+\| |INFO|WARNING|[IWE]\d{4} |wrote )")
 
 
+def _output(name: str, res: dict) -> str:
+  """The script's printed report, drawn again from its JSON when it has a `report` function
+  (so a report reused with --reuse follows the script's current layout)."""
+  try:
+    module = importlib.import_module(f"bench.{name}")
+  except ImportError:
+    module = None
+  if res.get("json") and callable(getattr(module, "report", None)):
+    try:
+      return module.report(res["json"])
+    except (KeyError, TypeError, ValueError):
+      pass  # JSON of an older layout: keep what the script printed then
+  return res["output"]
+
+
 def external_section(name: str, title: str, res: dict | None) -> list[str]:
   lines = [f"## {title} (`bench/{name}.py`)", ""]
   if res is None:
@@ -392,7 +408,7 @@ def external_section(name: str, title: str, res: dict | None) -> list[str]:
     return lines + [f"Not available: `bench/{name}.py` does not exist yet.", ""]
   if res["status"] != "ok":
     lines += [f"**Did not finish: {res['status']}** (log: `logs/{name}.log`).", ""]
-  text = [ln for ln in res["output"].splitlines()
+  text = [ln for ln in _output(name, res).splitlines()
           if not _NOISE.match(ln) and "Warning" not in ln]
   tables = [i for i, ln in enumerate(text) if ln.startswith("|")]
   if tables:  # the script printed markdown: keep it from the text line before its first table

@@ -101,8 +101,8 @@ def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]
         f"- | {_f(bicubic[s]['methods']['bicubic']['piqe'], 2)}" for s in sets) + " |")
   lines += ["", "## How these numbers were made", "", "```", *commands, "```", "",
             "## Limits", "",
-            "- A few CPU-hours on 291 small images against the paper's GPU-days on DIV2K+Flickr2K:"
-            " expect the gap to the paper's row above.",
+            f"- A few CPU-hours on {data} against the paper's GPU-days on DIV2K+Flickr2K: expect "
+            "the gap to the paper's row above.",
             "- Set5 and Set14 were never seen in training or validation."]
   return "\n".join(lines) + "\n"
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from fgrn_tf import inference
 from fgrn_tf.data import images
 from fgrn_tf.metrics.niqe import NiqeParams, load_niqe_params, niqe
 from fgrn_tf.metrics.piqe import piqe
@@ -151,7 +152,7 @@ def fgrn_method(model, scale: int) -> Method:
   if model:
     path = pathlib.Path(str(model)).expanduser()
   else:
-    path = REPO / "models" / f"fgrn_x{scale}"
+    path = inference.default_model_path(scale)
     if not path.exists():
       raise EvalError(f"no FGRN model for x{scale}: looked for shipped weights in {path}; pass "
                       f"--model WORKDIR|SAVEDMODEL|TFLITE (train one with train_main.py)")
@@ -300,7 +301,7 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
   results = {
     "scale": scale,
     "methods": names,
-    "model": (str(model or REPO / "models" / f"fgrn_x{scale}") if "fgrn" in names else None),
+    "model": (str(model or inference.default_model_path(scale)) if "fgrn" in names else None),
     "protocol": {
       "hr": f"mod-cropped to multiples of {scale}",
       "psnr_ssim": f"Y (BT.601, 16..235, float64, unrounded), {scale}-px border dropped; "

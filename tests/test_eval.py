@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from fgrn_tf import eval_lib, workdir
+from fgrn_tf import eval_lib, inference, workdir
 from fgrn_tf.config import preset
 from fgrn_tf.data.images import write_image
 from fgrn_tf.metrics.psnr_ssim import psnr_y
@@ -138,7 +138,8 @@ def test_model_of_another_scale_is_refused(tiny_set, smoke_workdir, tmp_path):
 def test_missing_model_names_what_was_looked_for(tiny_set, tmp_path, monkeypatch):
   with pytest.raises(eval_lib.EvalError, match="no_such_model"):
     eval_lib.evaluate(["fgrn"], 2, [str(tiny_set)], tmp_path, model=tmp_path / "no_such_model")
-  monkeypatch.setattr(eval_lib, "REPO", tmp_path)
+  monkeypatch.setattr(inference, "default_model_path",
+                      lambda scale: tmp_path / "models" / f"fgrn_x{scale}")
   with pytest.raises(eval_lib.EvalError, match=r"models/fgrn_x2.*--model"):
     eval_lib.evaluate(["fgrn"], 2, [str(tiny_set)], tmp_path / "out")
   assert not (tmp_path / "out").exists()

@@ -37,7 +37,7 @@ EXTERNAL = (
     ("export_latency", "SavedModel and TFLite: size, agreement, latency"),
     ("memory_vs_size", "Peak memory of a round trip against image size"),
 )
-OWN = ("latency", "train_modes", "flops", "profile")
+OWN = ("latency", "train_modes", "train_paper", "flops", "profile")
 # What the figures mean and what was done about them: written by hand, appended to the report.
 FINDINGS = common.BENCH_DIR / "FINDINGS.md"
 SECTIONS = OWN + tuple(name for name, _ in EXTERNAL)
@@ -56,6 +56,10 @@ class Plan:
   batch: int = 4
   patch: int = 96
   train_steps: int = 5
+  # The paper's batch and patch (36 x 192x192): ~40 s a step here, so 1 warm-up and 2 timed.
+  paper_batch: int = 36
+  paper_patch: int = 192
+  paper_steps: int = 2
   flops_side: int = 512
   # TF leaves its oneDNN kernels off on CPUs without AVX-512 (as this one): these settings are
   # also measured with TF_ENABLE_ONEDNN_OPTS=1.
@@ -66,8 +70,8 @@ class Plan:
   @classmethod
   def make(cls, quick: bool, external_timeout: float | None = None) -> Plan:
     plan = (cls(quick=True, sizes=(64, 128), runs=2, train_scales=(2,), batch=2, patch=32,
-                train_steps=2, flops_side=128, onednn_sizes=(128,), worker_timeout=300.0,
-                external_timeout=180.0)
+                train_steps=2, paper_batch=3, paper_patch=48, flops_side=128,
+                onednn_sizes=(128,), worker_timeout=300.0, external_timeout=180.0)
             if quick else cls(quick=False))
     if external_timeout is not None:
       plan = dataclasses.replace(plan, external_timeout=external_timeout)
@@ -128,6 +132,18 @@ def run_train_modes(plan: Plan, out: pathlib.Path) -> dict:
             "--steps", str(plan.train_steps)]
     tag = f"train_{modes.replace(',', '_')}" + ("_onednn" if env else "")
     result = _worker("train_modes.py", args, plan, out, tag, env)
+    rows += result.get("rows", [])
+    errors += [result["error"]] if "error" in result else []
+  return {"rows": rows, "errors": errors}
+
+
+def run_train_paper(plan: Plan, out: pathlib.Path) -> dict:
+  """A training step at the paper's batch and patch, one process per scale (its peak RSS)."""
+  rows, errors = [], []
+  for scale in plan.train_scales:
+    args = ["--modes", "default", "--scales", str(scale), "--batch", str(plan.paper_batch),
+            "--patch", str(plan.paper_patch), "--steps", str(plan.paper_steps), "--warmup", "1"]
+    result = _worker("train_modes.py", args, plan, out, f"train_paper_x{scale}")
     rows += result.get("rows", [])
     errors += [result["error"]] if "error" in result else []
   return {"rows": rows, "errors": errors}
@@ -215,7 +231,8 @@ def csv_rows(results: dict) -> list[dict]:
   for r in results.get("latency", {}).get("rows", []):
     add("latency", r["scale"], f"{r['op']} {r['size']}x{r['size']}", r["threads"], "seconds",
         r["median"], r["min"], r["max"], r["runs"], "s", r.get("variant", ""))
-  for r in results.get("train_modes", {}).get("rows", []):
+  for r in (results.get("train_modes", {}).get("rows", [])
+            + results.get("train_paper", {}).get("rows", [])):
     case = f"{r['mode']} b{r['batch']} {r['patch']}x{r['patch']}"
     v = r.get("variant", "")
     if "median" in r:
@@ -604,6 +621,19 @@ def write_report(results: dict, plots: list[str], out: pathlib.Path,
               "cores (what multi-GPU training runs, not a speed-up here); `oneDNN on` = "
               "`TF_ENABLE_ONEDNN_OPTS=1`.", "",
               *train_modes_table(tm["rows"]), "", *_errors(tm)]
+  paper = results.get("train_paper")
+  if paper:
+    lines += ["## Training step at the paper's batch (36 x 192x192)", "",
+              "As above (default mode, constant batch), one process per scale, 1 warm-up step; "
+              "peak RSS = the process's resident peak, model and data included.", "",
+              "| scale | batch x patch | s/step median [min, max] | steps/s | HR Mpix/s | "
+              "peak RSS |", "|---|---|---|---|---|---|"]
+    for r in paper["rows"]:
+      head = f"| x{r['scale']} | {r['batch']} x {r['patch']}x{r['patch']} |"
+      lines.append(f"{head} {_fmt_s(r)} | {r['steps_per_s']:.3f} | {r['hr_mpix_per_s']:.3f} | "
+                   f"{r.get('peak_rss_mib', float('nan')) / 1024:.1f} GiB |" if "median" in r
+                   else f"{head} fails: {r.get('error', '')} | | | |")
+    lines += ["", *_errors(paper)]
   flops = results.get("flops")
   if flops:
     lines += ["## FLOPs and the machine's limit", ""]
@@ -656,6 +686,8 @@ def run(plan: Plan, out: pathlib.Path, report: pathlib.Path, sections,
     results["latency"] = run_latency(plan, out)
   if "train_modes" in sections:
     results["train_modes"] = run_train_modes(plan, out)
+  if "train_paper" in sections:
+    results["train_paper"] = run_train_paper(plan, out)
   for name, _ in EXTERNAL:
     if name in sections:
       results[name] = run_external(name, plan, out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import resource
 import sys
 import time
 
@@ -102,6 +103,8 @@ def measure(scale: int, mode: str, batch: int, patch: int, steps: int, quick: bo
     common.progress(tag, f"failed: {row['error']}")
     return row
   row.update(common.summarize(timer.step_times()))
+  # The process's peak so far (Linux: KiB): with one scale per process, that scale's peak.
+  row["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
   row["steps_per_s"] = 1.0 / row["median"]
   row["hr_mpix_per_s"] = row["steps_per_s"] * batch * patch * patch / 1e6
   common.progress(tag, f"{row['steps_per_s']:.3f} steps/s ({row['median']:.3f} s/step "
@@ -119,6 +122,7 @@ def main(argv=None) -> int:
   parser.add_argument("--batch", type=int, default=4, help="global batch")
   parser.add_argument("--patch", type=int, default=96, help="HR patch side")
   parser.add_argument("--steps", type=int, default=5, help="timed steps")
+  parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
   parser.add_argument("--threads", type=int, default=None, help="intra/inter-op threads")
   parser.add_argument("--quick", action="store_true", help="tiny network (smoke preset)")
   parser.add_argument("--json_out", type=pathlib.Path, help="write the rows here as JSON")
@@ -133,7 +137,7 @@ def main(argv=None) -> int:
     strategy = tf.distribute.MirroredStrategy(
         [d.name for d in tf.config.list_logical_devices("CPU")])
   rows = [measure(int(s), mode, args.batch, args.patch, args.steps, args.quick,
-                  strategy=strategy)
+                  warmup=args.warmup, strategy=strategy)
           for s in args.scales.split(",") for mode in modes]
   if args.json_out:
     common.write_json(args.json_out, {"rows": rows})

@@ -103,11 +103,31 @@ def main() -> int:
   print(f"load average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} "
         f"{load_before[2]:.2f}, after {load_after[0]:.2f} {load_after[1]:.2f} "
         f"{load_after[2]:.2f} on {os.cpu_count()} CPUs")
+  result = {"rows": rows, "load_before": load_before, "load_after": load_after,
+            "cpus": os.cpu_count(), "quick": args.quick, "data": image_set.summary()}
+  print()
+  print(report(result))
   if args.json_out:
-    pathlib.Path(args.json_out).write_text(json.dumps(
-        {"rows": rows, "load_before": load_before, "load_after": load_after,
-         "cpus": os.cpu_count(), "quick": args.quick}, indent=2))
+    pathlib.Path(args.json_out).write_text(json.dumps(result, indent=2))
   return 0
+
+
+def report(result: dict) -> str:
+  """Markdown: steps/s and HR megapixels/s with the real pipeline and a constant batch."""
+  data = f"Data: {result['data']}. " if result.get("data") else ""
+  lines = [f"{data}Load average before/after: "
+           f"{result['load_before'][0]:.2f} / {result['load_after'][0]:.2f} on "
+           f"{result['cpus']} CPUs. `alone <=` = cores / CPU-seconds per step, the rate the "
+           "machine would reach with nothing else running.", "",
+           "| scale | batch x patch | real data (steps/s) | HR Mpix/s | constant batch (steps/s) | "
+           "CPU s/step | alone <= | IRN (steps/s) |", "|---|---|---|---|---|---|---|---|"]
+  for r in result["rows"]:
+    mpix = r["real"] * r["batch"] * r["patch"] ** 2 / 1e6
+    irn = f"{r['irn']:.2f}" if r.get("irn") else "-"
+    lines.append(f"| x{r['scale']} | {r['batch']} x {r['patch']}x{r['patch']} | {r['real']:.3f} | "
+                 f"{mpix:.3f} | {r['constant']:.3f} | {r['cpu_seconds_per_step']:.2f} | "
+                 f"{r['alone_at_most']:.2f} | {irn} |")
+  return "\n".join(lines)
 
 
 if __name__ == "__main__":

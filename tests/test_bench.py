@@ -28,7 +28,8 @@ def test_quick_run_writes_report_csv_and_plots(tmp_path):
 
   text = report.read_text()
   for heading in ("# FGRN-TF benchmarks", "## Machine", "## Inference latency",
-                  "## Training step", "## FLOPs and the machine's limit",
+                  "## Training step", "## Training step at the paper's batch",
+                  "## FLOPs and the machine's limit",
                   "## Where the time goes"):
     assert heading in text, heading
   import tensorflow as tf
@@ -47,6 +48,7 @@ def test_quick_run_writes_report_csv_and_plots(tmp_path):
   modes = {r["case"].split()[0] for r in rows
            if r["section"] == "train_modes" and r["metric"] == "steps_per_s"}
   assert modes == {"default", "xla", "mirrored"}
+  assert any(r["case"] == "default b3 48x48" for r in rows if r["section"] == "train_modes")
   assert all(float(r["median"]) > 0 for r in rows if r["metric"] in ("seconds", "steps_per_s"))
   assert any(r["section"] == "flops" and r["metric"] == "fraction_of_peak" for r in rows)
   assert any(r["section"] == "profile" for r in rows)

@@ -589,16 +589,16 @@ def write_report(results: dict, plots: list[str], out: pathlib.Path,
   nets = ("the smoke preset's tiny network at each scale" if quick else
           "untrained paper-sized networks (`fgrn_tf.config.x2().model`, `x4().model`)")
   lines += [
-      f"Written by `python bench/run_all.py{' --quick' if quick else ''}` on {info['date']} "
-      f"in {results['minutes']:.1f} min; {nets}. Speed does not depend on the weights.", "",
+      f"Written by `python bench/run_all.py{' --quick' if quick else ''}` on {info['date']}; "
+      f"{nets}. Speed does not depend on the weights.", "",
       "## Machine", "",
-      "| CPU | cores (usable) | TensorFlow | Keras | Python | load average before | after |",
-      "|---|---|---|---|---|---|---|",
+      "| CPU | cores (usable) | TensorFlow | Keras | Python |",
+      "|---|---|---|---|---|",
       f"| {info['cpu']} | {info['logical_cores']} ({info['usable_cores']}) | "
-      f"{info.get('tensorflow', '?')} | {info.get('keras', '?')} | {info['python']} | "
-      f"{_load(info['loadavg'])} | {_load(results['loadavg_after'])} |", "",
-      "Load averages (1, 5, 15 min) above the core count mean other processes shared the CPU "
-      "and every figure below is inflated.", ""]
+      f"{info.get('tensorflow', '?')} | {info.get('keras', '?')} | {info['python']} |", "",
+      "When each section was measured, with the load averages (1, 5, 15 min) before and after "
+      "it: a load above the core count means other processes shared the CPU and that "
+      "section's figures are inflated.", "", *ran_table(results), ""]
   if not quick:
     lines += ["## Against the official IRN", "", *comparison_table(results), ""]
   lines += [f"Results folder: `{rel}/` (`results.csv`, plots, raw JSON, logs). Plots: "
@@ -656,6 +656,20 @@ def _errors(section: dict) -> list[str]:
   return [f"- error: {e}" for e in section["errors"]] + ([""] if section["errors"] else [])
 
 
+def ran_table(results: dict) -> list[str]:
+  """When each section was measured and how busy the machine was (sections can be reused)."""
+  ran = results.get("ran", {})
+  names = [n for n in SECTIONS if n in results]
+  if not names:
+    return []
+  lines = ["| section | measured | load before | after |", "|---|---|---|---|"]
+  for n in names:
+    r = ran.get(n)
+    lines.append(f"| {n} | {r['date']} | {_load(r.get('load_before'))} | "
+                 f"{_load(r.get('load_after'))} |" if r else f"| {n} | an earlier run | ? | ? |")
+  return lines
+
+
 def _load(load) -> str:
   return " / ".join(f"{v:.2f}" for v in load) if load else "?"
 
@@ -682,17 +696,29 @@ def run(plan: Plan, out: pathlib.Path, report: pathlib.Path, sections,
              "plan": dataclasses.asdict(plan), **(reused or {})}
   common.progress("run_all", f"{'quick' if plan.quick else 'full'} run; machine "
                              f"{results['machine']['cpu']}, load {results['machine']['loadavg']}")
+  ran = results.setdefault("ran", {})
+
+  def timed(names, fn):
+    # Sections of one report may come from different runs (--reuse): each keeps its own date
+    # and load, so a figure measured on a busy machine can be told apart.
+    stamp = {"date": common.machine_info()["date"], "load_before": common.load_average()}
+    value = fn()
+    stamp["load_after"] = common.load_average()
+    ran.update({n: stamp for n in names})
+    return value
+
   if "latency" in sections:
-    results["latency"] = run_latency(plan, out)
+    results["latency"] = timed(["latency"], lambda: run_latency(plan, out))
   if "train_modes" in sections:
-    results["train_modes"] = run_train_modes(plan, out)
+    results["train_modes"] = timed(["train_modes"], lambda: run_train_modes(plan, out))
   if "train_paper" in sections:
-    results["train_paper"] = run_train_paper(plan, out)
+    results["train_paper"] = timed(["train_paper"], lambda: run_train_paper(plan, out))
   for name, _ in EXTERNAL:
     if name in sections:
-      results[name] = run_external(name, plan, out)
+      results[name] = timed([name], lambda name=name: run_external(name, plan, out))
   if {"flops", "profile"} & set(sections):
-    run_flops_and_profile(plan, results, sections)
+    timed(sorted({"flops", "profile"} & set(sections)),
+          lambda: run_flops_and_profile(plan, results, sections))
   results["loadavg_after"] = common.load_average()
   results["minutes"] = (time.time() - start) / 60
   common.write_json(out / "results.json", results)
@@ -757,7 +783,9 @@ def load_sections(path: pathlib.Path, names: set[str], quick: bool) -> dict:
   missing = sorted(n for n in names if n not in earlier)
   if missing:
     raise ValueError(f"--reuse: {path} has no {', '.join(missing)}")
-  return {n: earlier[n] for n in names}
+  sections = {n: earlier[n] for n in names}
+  ran = {n: earlier["ran"][n] for n in names if n in earlier.get("ran", {})}
+  return {**sections, "ran": ran} if ran else sections
 
 
 if __name__ == "__main__":

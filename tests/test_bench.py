@@ -1,6 +1,7 @@
 """The benchmark scripts run: `bench/run_all.py --quick` writes a report, a CSV and plots."""
 
 import csv
+import json
 import pathlib
 import subprocess
 import sys
@@ -35,7 +36,8 @@ def test_quick_run_writes_report_csv_and_plots(tmp_path):
   import tensorflow as tf
 
   assert tf.__version__ in text
-  assert "load average" in text
+  assert "| section | measured | load before | after |" in text
+  assert "| latency | 20" in text and "an earlier run" not in text
   assert "Skipped in this run." in text  # the other scripts' sections, skipped here
   assert "fails" not in text and "error" not in text.lower(), text
 
@@ -119,6 +121,11 @@ def test_reuse_takes_sections_from_the_earlier_results_and_rejects_a_mismatch(tm
   path = tmp_path / "results.json"
   path.write_text('{"quick": false, "latency": {"rows": [1]}, "flops": {"rows": []}}')
   assert run_all.load_sections(path, {"latency"}, quick=False) == {"latency": {"rows": [1]}}
+  stamp = {"date": "2026-01-02 03:04 UTC", "load_before": [2.5, 1, 1], "load_after": None}
+  path.write_text(json.dumps({"quick": False, "latency": {"rows": [1]}, "flops": {"rows": []},
+                              "ran": {"latency": stamp, "flops": {"date": "x"}}}))
+  assert run_all.load_sections(path, {"latency"}, quick=False) == {
+      "latency": {"rows": [1]}, "ran": {"latency": stamp}}
   assert run_all.load_sections(tmp_path / "none.json", set(), quick=False) == {}
   with pytest.raises(ValueError, match="no profile"):
     run_all.load_sections(path, {"latency", "profile"}, quick=False)
@@ -126,6 +133,14 @@ def test_reuse_takes_sections_from_the_earlier_results_and_rejects_a_mismatch(tm
     run_all.load_sections(path, {"latency"}, quick=True)
   with pytest.raises(ValueError, match="earlier"):
     run_all.load_sections(tmp_path / "none.json", {"latency"}, quick=False)
+
+
+def test_report_says_when_each_section_was_measured():
+  stamp = {"date": "2026-01-02 03:04 UTC", "load_before": [2.5, 1.0, 1.0], "load_after": None}
+  lines = run_all.ran_table({"latency": {}, "flops": {}, "ran": {"latency": stamp}})
+  assert "| latency | 2026-01-02 03:04 UTC | 2.50 / 1.00 / 1.00 | ? |" in lines
+  assert "| flops | an earlier run | ? | ? |" in lines
+  assert not any("profile" in line for line in lines)
 
 
 def test_memory_prediction_extrapolates_the_two_largest_sizes():

@@ -736,7 +736,7 @@ def main(argv=None) -> int:
   parser.add_argument("--quick", action="store_true",
                       help="tiny networks and images: checks the code in ~2 minutes")
   parser.add_argument("--results_dir", type=pathlib.Path, default=None,
-                      help="where the CSV, plots, raw JSON and logs go (default: bench/results/, "
+                      help="where the CSV, plots, raw JSON and logs go (default: docs/benchmarks/, "
                            "kept in the repository beside BENCHMARKS.md; results/bench/ with "
                            "--quick)")
   parser.add_argument("--report", type=pathlib.Path, default=None,
@@ -751,7 +751,7 @@ def main(argv=None) -> int:
                       help="seconds allowed to each of the other bench scripts")
   args = parser.parse_args(argv)
   args.results_dir = args.results_dir or (common.ROOT / "results" / "bench" if args.quick
-                                          else common.BENCH_DIR / "results")
+                                          else common.ROOT / "docs" / "benchmarks")
   skip = {s for s in args.skip.split(",") if s}
   reuse = {s for s in args.reuse.split(",") if s}
   for flag, names in (("--skip", skip), ("--reuse", reuse)):

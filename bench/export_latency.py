@@ -123,7 +123,8 @@ def main(argv=None) -> int:
   parser.add_argument("--check_dir", default=str(SET5), help="images for the agreement check")
   parser.add_argument("--threads", default="1,2", help="thread counts to time")
   parser.add_argument("--runs", type=int, default=3, help="timed runs per measurement")
-  parser.add_argument("--out", default=str(common.ROOT / "results" / "bench" / "export_latency.json"))
+  parser.add_argument("--out",
+                      default=str(common.ROOT / "results" / "bench" / "export_latency.json"))
   parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--export_dir", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)

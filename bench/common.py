@@ -46,7 +46,7 @@ def machine_info() -> dict:
       "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
       "python": platform.python_version(),
       "platform": platform.platform(),
-      "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+      "date": utc_now(),
       "loadavg": load_average(),
   }
   try:  # versions without importing TF (seconds, and it would fix the threading of this process)
@@ -60,6 +60,10 @@ def machine_info() -> dict:
   except ImportError:
     pass
   return info
+
+
+def utc_now() -> str:
+  return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def load_average() -> list[float] | None:

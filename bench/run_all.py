@@ -701,7 +701,7 @@ def run(plan: Plan, out: pathlib.Path, report: pathlib.Path, sections,
   def timed(names, fn):
     # Sections of one report may come from different runs (--reuse): each keeps its own date
     # and load, so a figure measured on a busy machine can be told apart.
-    stamp = {"date": common.machine_info()["date"], "load_before": common.load_average()}
+    stamp = {"date": common.utc_now(), "load_before": common.load_average()}
     value = fn()
     stamp["load_after"] = common.load_average()
     ran.update({n: stamp for n in names})
@@ -719,7 +719,6 @@ def run(plan: Plan, out: pathlib.Path, report: pathlib.Path, sections,
   if {"flops", "profile"} & set(sections):
     timed(sorted({"flops", "profile"} & set(sections)),
           lambda: run_flops_and_profile(plan, results, sections))
-  results["loadavg_after"] = common.load_average()
   results["minutes"] = (time.time() - start) / 60
   common.write_json(out / "results.json", results)
   write_csv(csv_rows(results), out / "results.csv")

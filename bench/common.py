@@ -21,27 +21,69 @@ if str(ROOT) not in sys.path:
 
 from fgrn_tf import tf_env  # noqa: E402
 
-# Official IRN (PyTorch 2.13 CPU, 2 threads) on a 2-core CPU like this one (docs/TF-NOTES.md).
-# Training: steps/s at batch 4 for (scale, HR patch); round trip: seconds for a 512x512 HR image.
-IRN_TRAIN_STEPS_PER_S = {(2, 96): 0.53, (2, 144): 0.23, (4, 96): 0.35, (4, 144): 0.18}
-IRN_ROUNDTRIP_512_S = {2: 6.5, 4: 7.9}
-# What FGRN-TF aims for against those figures.
-AIM_TRAIN_SPEEDUP = 2.0
-AIM_ROUNDTRIP_SPEEDUP = 3.0
+# The official IRN (PyTorch 2.13 CPU, 2 threads) and FGRN-TF measured side by side on one
+# machine, two rounds alternating within the same hour (2026-12-01). A speed-up is a ratio of
+# figures from one machine and one sitting: IRN cannot run here, so this comparison is kept as
+# recorded, both columns together, and never divided by figures of the current run.
+IRN_SIDE_BY_SIDE = {
+    "machine": "AMD EPYC, 2 cores, avx2 avx512f avx512_bf16, TF 2.21.0 with oneDNN on "
+               "(its default there)",
+    # (what, unit, IRN rounds, FGRN-TF rounds, aim as a speed-up)
+    "rows": (
+        ("x2 512x512 round trip", "s", (7.26, 6.76), (1.76, 1.72), 3.0),
+        ("x4 512x512 round trip", "s", (8.24, 7.98), (0.79, 0.72), 3.0),
+        ("x2 training, batch 4, 96x96", "steps/s", (0.531, 0.523), (2.15, 1.89), 2.0),
+        ("x4 training, batch 4, 96x96", "steps/s", (0.322, 0.375), (2.96, 3.09), 2.0),
+    ),
+}
+# The CPU features that change TF's kernels and speed (oneDNN, bf16, AMX): every report names
+# them, since figures from CPUs with and without them differ 3x.
+CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
+             "amx_int8")
 
 
-def machine_info() -> dict:
-  """CPU model, core counts, library versions, date and load: the header of every report."""
-  cpu = platform.processor() or platform.machine()
+def cpu_model_and_flags() -> tuple[str, list[str]]:
+  """The CPU's model name and which of `CPU_FLAGS` it has (Linux /proc/cpuinfo)."""
+  cpu, flags = platform.processor() or platform.machine(), set()
   try:
     for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
-      if line.startswith("model name"):
-        cpu = line.split(":", 1)[1].strip()
-        break
+      key, _, value = line.partition(":")
+      if key.strip() == "model name" and cpu == (platform.processor() or platform.machine()):
+        cpu = value.strip()
+      elif key.strip() == "flags" and not flags:
+        flags = set(value.split())
   except OSError:
     pass
+  return cpu, [f for f in CPU_FLAGS if f in flags]
+
+
+def onednn_enabled(env: dict | None = None) -> bool | None:
+  """Whether TensorFlow runs its oneDNN kernels, asked of TF in a fresh process.
+
+  TF decides at start-up from the CPU (on by default with AVX-512) and TF_ENABLE_ONEDNN_OPTS;
+  a fresh process keeps this one free of TF (importing it would fix its threading).
+  """
+  code = ("from tensorflow.python.util import _pywrap_util_port as p; "
+          "print(int(p.IsMklEnabled()))")
+  try:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, **tf_env.DEFAULTS, **(env or {})})
+    return bool(int(out.stdout.strip().splitlines()[-1]))
+  except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+    return None
+
+
+def machine_info(probe_tf: bool = True) -> dict:
+  """CPU model and flags, TF's oneDNN state, cores, versions, date and load: every report's head.
+
+  Args:
+    probe_tf: ask TF (in a fresh process, a few seconds) whether its oneDNN kernels are on.
+  """
+  cpu, flags = cpu_model_and_flags()
   info = {
       "cpu": cpu,
+      "cpu_flags": flags,
+      "tf_enable_onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset"),
       "logical_cores": os.cpu_count(),
       "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
       "python": platform.python_version(),
@@ -49,6 +91,8 @@ def machine_info() -> dict:
       "date": utc_now(),
       "loadavg": load_average(),
   }
+  if probe_tf:
+    info["onednn"] = onednn_enabled()
   try:  # versions without importing TF (seconds, and it would fix the threading of this process)
     from importlib import metadata
     for dist, key in (("tensorflow-cpu", "tensorflow"), ("tensorflow", "tensorflow"),
@@ -59,6 +103,52 @@ def machine_info() -> dict:
         pass
   except ImportError:
     pass
+  return info
+
+
+def machine_key(info: dict) -> str:
+  """What must match for two figures to share a ratio: CPU model, its flags, cores, oneDNN."""
+  flags = info.get("cpu_flags")
+  return (f"{info.get('cpu')} | {' '.join(flags) if flags is not None else 'flags unknown'} | "
+          f"{info.get('usable_cores')} cores | oneDNN {describe_onednn(info)}")
+
+
+def describe_onednn(info: dict) -> str:
+  state = info.get("onednn")
+  text = "unknown" if state is None else ("on" if state else "off")
+  env = info.get("tf_enable_onednn_opts", "unset")
+  return text + ("" if env == "unset" else f" (TF_ENABLE_ONEDNN_OPTS={env})")
+
+
+def machine_line(info: dict, peak_gflops: float | None = None) -> str:
+  """One line naming the machine, for the head of a script's printed figures."""
+  flags = info.get("cpu_flags")
+  peak = f"; float32 matmul peak {peak_gflops:.1f} GFLOP/s" if peak_gflops else ""
+  return (f"machine: {info.get('cpu')}, {info.get('usable_cores')} cores, flags "
+          f"{' '.join(flags) if flags else 'none of ' + '/'.join(CPU_FLAGS[:3])}, "
+          f"TF oneDNN {describe_onednn(info)}{peak}")
+
+
+WORKER_ENV = "FGRN_BENCH_WORKER"
+
+
+def announce(tag: str) -> dict | None:
+  """Prints the machine line (CPU, flags, oneDNN, float32 peak) at the start of a benchmark.
+
+  The peak comes from `flops.py --peak_only` in a fresh process with TF's default threads, so
+  the figures that follow can be read against the limit of the same machine at the same
+  time. A worker started by `run_all.py` skips it: its runner records the machine once.
+
+  Returns:
+    The machine info with `"peak_gflops"`, or None in a worker.
+  """
+  if os.environ.get(WORKER_ENV):
+    return None
+  info = machine_info()
+  _, text = run_script(BENCH_DIR / "flops.py", ["--peak_only"], timeout=600)
+  peaks = [line.split()[1] for line in text.splitlines() if line.startswith("peak_gflops ")]
+  info["peak_gflops"] = float(peaks[-1]) if peaks else None
+  progress(tag, machine_line(info, info["peak_gflops"]))
   return info
 
 

@@ -117,6 +117,7 @@ def main(argv=None) -> int:
   parser.add_argument("--json_out", type=pathlib.Path, help="write the rows here as JSON")
   parser.add_argument("--worker", choices=["old", "new"], help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
+  common.announce("dense_block_speed")
   runs = args.runs or (1 if args.quick else 3)
   if args.worker:
     print(RESULT_TAG + json.dumps(worker(args.worker, args.quick, runs)), flush=True)

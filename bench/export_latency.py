@@ -128,6 +128,7 @@ def main(argv=None) -> int:
   parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
   parser.add_argument("--export_dir", help=argparse.SUPPRESS)
   args = parser.parse_args(argv)
+  common.announce("export_latency")
   if args.worker:
     worker(args)
     return 0

@@ -166,9 +166,17 @@ def measure(scales, quick: bool, upscale_s: dict | None = None,
 
 
 def main(argv=None) -> int:
-  args = common.model_bench_parser(__doc__).parse_args(argv)
+  parser = common.model_bench_parser(__doc__)
+  parser.add_argument("--peak_only", action="store_true",
+                      help="print the float32 matmul peak as `peak_gflops N` and stop")
+  args = parser.parse_args(argv)
   common.configure_tf(threads=args.threads)
   quick = args.quick
+  if args.peak_only:
+    peak = peak_flops(1024 if quick else 4096)
+    print(common.machine_line(common.machine_info(), peak["gflops"]))
+    print(f"peak_gflops {peak['gflops']:.2f}")
+    return 0
   result = measure([int(s) for s in args.scales.split(",")], quick,
                    batch=2 if quick else 4, patch=32 if quick else 96,
                    hr_side=128 if quick else 512)

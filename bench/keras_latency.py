@@ -84,6 +84,7 @@ def main(argv=None) -> int:
   parser.add_argument("--quick", action="store_true", help="tiny network (smoke preset)")
   parser.add_argument("--json_out", type=pathlib.Path, help="write the rows here as JSON")
   args = parser.parse_args(argv)
+  common.announce("keras_latency")
   common.configure_tf(threads=args.threads)
   rows = []
   for scale in (int(s) for s in args.scales.split(",")):

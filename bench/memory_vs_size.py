@@ -27,6 +27,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 TIME = "/usr/bin/time"
 
+from bench import common  # noqa: E402
+
 
 def synthetic_image(side: int, seed: int = 0, rows: int = 512):
   """uint8 RGB `[side, side, 3]`: colour waves plus Gaussian noise, built a block of rows at a
@@ -99,6 +101,7 @@ def main(argv=None) -> int:
                       help="smoke model, one 0.25 MP image, tile 0 and 256: under a minute")
   parser.add_argument("--tmp", help="folder for images and model (default: a temporary one)")
   args = parser.parse_args(argv)
+  common.announce("memory_vs_size")
   if not os.access(TIME, os.X_OK):
     print(f"error: {TIME} is needed (apt-get install time)", file=sys.stderr)
     return 2

@@ -123,6 +123,7 @@ def profile(scale: int, quick: bool, hr_side: int = 512, batch: int = 4,
 
 def main(argv=None) -> int:
   args = common.model_bench_parser(__doc__).parse_args(argv)
+  common.announce("profile_step")
   common.configure_tf(threads=args.threads)
   kwargs = dict(hr_side=128, batch=2, patch=32) if args.quick else {}
   results = [profile(int(s), args.quick, **kwargs) for s in args.scales.split(",")]

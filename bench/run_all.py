@@ -97,7 +97,7 @@ def _worker(script: str, args: list[str], plan: Plan, out: pathlib.Path, tag: st
                                  [*args, *(["--quick"] if plan.quick else []),
                                   "--json_out", str(json_path)],
                                  timeout=plan.worker_timeout, log_path=out / "logs" / f"{tag}.log",
-                                 tag=tag, env=env)
+                                 tag=tag, env={common.WORKER_ENV: "1", **(env or {})})
   if code != 0 or not json_path.exists():
     why = "timed out" if code is None else f"exit code {code}"
     return {"error": f"{script} {' '.join(args)}: {why}; see logs/{tag}.log",
@@ -203,7 +203,8 @@ def run_external(name: str, plan: Plan, out: pathlib.Path,
     args += [json_flag, str(json_path)]
   common.progress(name, f"running {script.name} {' '.join(args)}")
   code, text = common.run_script(script, args, timeout=plan.external_timeout,
-                                 log_path=out / "logs" / f"{name}.log", tag=name)
+                                 log_path=out / "logs" / f"{name}.log", tag=name,
+                                 env={common.WORKER_ENV: "1"})
   status = "ok" if code == 0 else (
       f"timed out after {plan.external_timeout:.0f} s" if code is None else f"exit code {code}")
   data = None
@@ -357,44 +358,26 @@ def profile_tables(profile: dict) -> list[str]:
   return lines
 
 
-def comparison_table(results: dict) -> list[str]:
-  """FGRN-TF against the official IRN's figures, with the aims (2x training, 3x round trip)."""
-  lines = ["| what | IRN (PyTorch, 2 threads) | FGRN-TF | speed-up | aim | |",
+def comparison_table() -> list[str]:
+  """FGRN-TF against the official IRN, as measured side by side on one machine, with the aims.
+
+  Both columns come from one sitting on the machine it names (common.IRN_SIDE_BY_SIDE): IRN does
+  not run here, and a ratio of its figures to this run's would mix two machines.
+  """
+  side = common.IRN_SIDE_BY_SIDE
+  lines = [f"Measured side by side on {side['machine']}: the official IRN (PyTorch 2.13 CPU, "
+           "2 threads) and FGRN-TF in two rounds alternating within one hour; not remeasured "
+           "by this run (IRN is not installed here), so these figures may come from another "
+           "machine than the tables below.", "",
+           "| what | IRN rounds | FGRN-TF rounds | speed-up (mean) | aim | |",
            "|---|---|---|---|---|---|"]
-  tt = (results.get("train_throughput") or {}).get("json") or {}
-  measured = {}
-  for r in tt.get("rows", []) if isinstance(tt, dict) else []:
-    if isinstance(r, dict) and r.get("batch") == 4 and "constant" in r:
-      measured[(r["scale"], r["patch"])] = (r["constant"], "train_throughput.py, constant batch")
-  for r in results.get("train_modes", {}).get("rows", []):
-    key = (r["scale"], r["patch"])
-    if (r["mode"] == "default" and r["batch"] == 4 and "steps_per_s" in r
-        and r["steps_per_s"] > measured.get(key, (0, ""))[0]):
-      measured[key] = (r["steps_per_s"], f"train_modes.py, {_mode(r)}")
-  for (scale, patch), irn in common.IRN_TRAIN_STEPS_PER_S.items():
-    ours, src = measured.get((scale, patch), (None, ""))
-    lines.append(_comparison_row(f"x{scale} training, batch 4, {patch}x{patch} (steps/s)",
-                                 irn, ours, ours / irn if ours else None,
-                                 common.AIM_TRAIN_SPEEDUP, src))
-  trips = {}
-  for r in results.get("latency", {}).get("rows", []):
-    if (r["op"] == "roundtrip" and r["size"] == 512 and r["threads"] == 2
-        and r["median"] < trips.get(r["scale"], (float("inf"), ""))[0]):
-      trips[r["scale"]] = (r["median"], "keras_latency.py, 2 threads, "
-                                        + (r.get("variant") or "TF default"))
-  for scale, irn in common.IRN_ROUNDTRIP_512_S.items():
-    ours, src = trips.get(scale, (None, ""))
-    lines.append(_comparison_row(f"x{scale} 512x512 round trip (s)", irn, ours,
-                                 irn / ours if ours else None, common.AIM_ROUNDTRIP_SPEEDUP,
-                                 src))
+  for what, unit, irn, ours, aim in side["rows"]:
+    irn_mean, ours_mean = sum(irn) / len(irn), sum(ours) / len(ours)
+    speedup = irn_mean / ours_mean if unit == "s" else ours_mean / irn_mean
+    verdict = "met" if speedup >= aim else ("faster, short of aim" if speedup >= 1 else "SLOWER")
+    lines.append(f"| {what} ({unit}) | {' / '.join(map(str, irn))} | "
+                 f"{' / '.join(map(str, ours))} | {speedup:.2f}x | {aim:.0f}x | {verdict} |")
   return lines
-
-
-def _comparison_row(what, irn, ours, speedup, aim, src) -> str:
-  if ours is None:
-    return f"| {what} | {irn} | not measured | | {aim:.0f}x | |"
-  verdict = "met" if speedup >= aim else ("faster, short of aim" if speedup >= 1 else "SLOWER")
-  return f"| {what} | {irn} | {ours:.3f} | {speedup:.2f}x | {aim:.0f}x | {verdict} ({src}) |"
 
 
 # Progress lines (also those a script echoes from its own workers, "  tag| ..."), TF/TFLite
@@ -480,9 +463,6 @@ def plot_all(results: dict, out: pathlib.Path) -> list[str]:
                      and r["op"] == "roundtrip" and r.get("variant"))
       if extra:
         ax.plot(*zip(*extra, strict=True), "kx", ms=9, label=f"round trip, {ONEDNN_VARIANT}")
-      if scale in common.IRN_ROUNDTRIP_512_S and not results["quick"]:
-        ax.plot([512], [common.IRN_ROUNDTRIP_512_S[scale]], "k*", ms=12,
-                label="IRN round trip (PyTorch, 2 threads)")
       ax.set(xscale="log", yscale="log", xlabel="HR side (pixels)", ylabel="seconds per image",
              title=f"FGRN x{scale} (Keras) latency")
       sides = sorted({r["size"] for r in rows})
@@ -498,13 +478,6 @@ def plot_all(results: dict, out: pathlib.Path) -> list[str]:
     ax.bar(labels, [r["steps_per_s"] for r in rows],
            yerr=[[r["steps_per_s"] - 1 / r["max"] for r in rows],
                  [1 / r["min"] - r["steps_per_s"] for r in rows]], capsize=3)
-    if not results["quick"]:
-      for scale in sorted({r["scale"] for r in rows}):
-        irn = common.IRN_TRAIN_STEPS_PER_S.get((scale, rows[0]["patch"]))
-        if irn:
-          ax.axhline(irn, ls="--", color="gray" if scale == 2 else "black", lw=1,
-                     label=f"IRN x{scale}")
-      ax.legend(fontsize=8)
     ax.set(ylabel="training steps/s", title=f"Training step, batch {rows[0]['batch']}, "
                                             f"{rows[0]['patch']}x{rows[0]['patch']}")
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
@@ -542,9 +515,8 @@ def plot_all(results: dict, out: pathlib.Path) -> list[str]:
     fig, ax = plt.subplots(figsize=(6, 4))
     labels = [f"x{r['scale']} {r['patch']}" for r in tt_rows]
     xs = range(len(tt_rows))
-    for i, (key, label) in enumerate((("real", "pipeline"), ("constant", "constant batch"),
-                                      ("irn", "IRN (PyTorch)"))):
-      ax.bar([x + 0.27 * (i - 1) for x in xs], [r.get(key) or 0 for r in tt_rows], width=0.27,
+    for i, (key, label) in enumerate((("real", "pipeline"), ("constant", "constant batch"))):
+      ax.bar([x + 0.4 * (i - 0.5) for x in xs], [r.get(key) or 0 for r in tt_rows], width=0.4,
              label=label)
     ax.set_xticks(list(xs), labels)
     ax.set(ylabel="steps/s", title="Training throughput, batch "
@@ -591,16 +563,13 @@ def write_report(results: dict, plots: list[str], out: pathlib.Path,
   lines += [
       f"Written by `python bench/run_all.py{' --quick' if quick else ''}` on {info['date']}; "
       f"{nets}. Speed does not depend on the weights.", "",
-      "## Machine", "",
-      "| CPU | cores (usable) | TensorFlow | Keras | Python |",
-      "|---|---|---|---|---|",
-      f"| {info['cpu']} | {info['logical_cores']} ({info['usable_cores']}) | "
-      f"{info.get('tensorflow', '?')} | {info.get('keras', '?')} | {info['python']} |", "",
-      "When each section was measured, with the load averages (1, 5, 15 min) before and after "
-      "it: a load above the core count means other processes shared the CPU and that "
-      "section's figures are inflated.", "", *ran_table(results), ""]
+      "## Machine", "", *machine_table(results), "",
+      "When each section was measured, on which machine (the table above), with the load "
+      "averages (1, 5, 15 min) before and after it: a load above the core count means other "
+      "processes shared the CPU and that section's figures are inflated.", "",
+      *ran_table(results), ""]
   if not quick:
-    lines += ["## Against the official IRN", "", *comparison_table(results), ""]
+    lines += ["## Against the official IRN", "", *comparison_table(), ""]
   lines += [f"Results folder: `{rel}/` (`results.csv`, plots, raw JSON, logs). Plots: "
             + ", ".join(f"[{p}]({rel}/{p})" for p in plots) + ".", ""]
 
@@ -656,6 +625,27 @@ def _errors(section: dict) -> list[str]:
   return [f"- error: {e}" for e in section["errors"]] + ([""] if section["errors"] else [])
 
 
+def machine_table(results: dict) -> list[str]:
+  """The machine of this report: CPU, the flags that matter, TF's oneDNN state, the peak.
+
+  The float32 peak is the flops section's, measured in the same run as the figures it is
+  compared with; a report whose flops section is missing says so rather than borrow a peak.
+  """
+  info = results["machine"]
+  flags = info.get("cpu_flags")
+  peak = (results.get("flops") or {}).get("peak")
+  peak_text = f"{peak['gflops']:.1f} GFLOP/s" if peak else "not measured"
+  lines = ["| CPU | flags | TF oneDNN | cores (usable) | float32 matmul peak | TensorFlow | "
+           "Keras | Python |", "|---|---|---|---|---|---|---|---|",
+           f"| {info['cpu']} | {' '.join(flags) if flags is not None else 'not recorded'} | "
+           f"{common.describe_onednn(info)} | {info['logical_cores']} ({info['usable_cores']}) | "
+           f"{peak_text} | "
+           f"{info.get('tensorflow', '?')} | {info.get('keras', '?')} | {info['python']} |"]
+  if info.get("note"):
+    lines += ["", info["note"]]
+  return lines
+
+
 def ran_table(results: dict) -> list[str]:
   """When each section was measured and how busy the machine was (sections can be reused)."""
   ran = results.get("ran", {})
@@ -682,6 +672,14 @@ def _relative(path: pathlib.Path, start: pathlib.Path) -> str:
 
 
 # ---- main -------------------------------------------------------------------------------------
+
+
+def render(results: dict, out: pathlib.Path, report: pathlib.Path) -> list[str]:
+  """results.csv, the plots and the report from `results`; the plots' file names."""
+  write_csv(csv_rows(results), out / "results.csv")
+  plots = plot_all(results, out)
+  write_report(results, plots, out, report)
+  return plots
 
 
 def run(plan: Plan, out: pathlib.Path, report: pathlib.Path, sections,
@@ -721,9 +719,7 @@ def run(plan: Plan, out: pathlib.Path, report: pathlib.Path, sections,
           lambda: run_flops_and_profile(plan, results, sections))
   results["minutes"] = (time.time() - start) / 60
   common.write_json(out / "results.json", results)
-  write_csv(csv_rows(results), out / "results.csv")
-  plots = plot_all(results, out)
-  write_report(results, plots, out, report)
+  plots = render(results, out, report)
   common.progress("run_all", f"wrote {report}, {out / 'results.csv'} and {len(plots)} plots "
                              f"in {results['minutes']:.1f} min")
   return results
@@ -746,6 +742,9 @@ def main(argv=None) -> int:
                       help="comma-separated sections to take from the results folder's last "
                            "results.json instead of running them again (e.g. to rerun one "
                            "section alone)")
+  parser.add_argument("--render_only", action="store_true",
+                      help="measure nothing: rewrite the report, CSV and plots from the results "
+                           "folder's results.json, with the machine it records")
   parser.add_argument("--external_timeout", type=float, default=None,
                       help="seconds allowed to each of the other bench scripts")
   args = parser.parse_args(argv)
@@ -756,13 +755,22 @@ def main(argv=None) -> int:
   for flag, names in (("--skip", skip), ("--reuse", reuse)):
     if names - set(SECTIONS):
       parser.error(f"{flag}: unknown {sorted(names - set(SECTIONS))}; choose from {SECTIONS}")
+  report = args.report or (args.results_dir / "BENCHMARKS.md" if args.quick
+                           else common.ROOT / "BENCHMARKS.md")
+  if args.render_only:
+    try:
+      results = json.loads((args.results_dir / "results.json").read_text())
+    except (OSError, ValueError) as e:
+      print(f"error: --render_only needs {args.results_dir / 'results.json'}: {e}",
+            file=sys.stderr)
+      return 2
+    render(results, args.results_dir, report)
+    return 0
   try:
     reused = load_sections(args.results_dir / "results.json", reuse, args.quick)
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  report = args.report or (args.results_dir / "BENCHMARKS.md" if args.quick
-                           else common.ROOT / "BENCHMARKS.md")
   run(Plan.make(args.quick, args.external_timeout), args.results_dir, report,
       [s for s in SECTIONS if s not in skip | reuse], reused)
   return 0
@@ -776,6 +784,11 @@ def load_sections(path: pathlib.Path, names: set[str], quick: bool) -> dict:
     earlier = json.loads(path.read_text())
   except (OSError, ValueError) as e:
     raise ValueError(f"--reuse needs an earlier {path}: {e}") from None
+  here, there = common.machine_info(), earlier.get("machine", {})
+  if common.machine_key(here) != common.machine_key(there):
+    raise ValueError(f"--reuse: {path} was measured on another machine ({common.machine_key(there)}"
+                     f"; this one: {common.machine_key(here)}); a report holds one machine's "
+                     "figures, so run every section here")
   if earlier.get("quick") != quick:
     raise ValueError(f"--reuse: {path} is from a {'quick' if earlier.get('quick') else 'full'} "
                      "run; reuse only sections of the same kind of run")

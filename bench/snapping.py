@@ -15,6 +15,7 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from bench import common  # noqa: E402
 from fgrn_tf import tf_env  # noqa: E402
 
 tf_env.set_defaults()
@@ -26,6 +27,7 @@ def main(argv=None):
   parser.add_argument("--model", required=True, help="training workdir or .keras file")
   parser.add_argument("--images", required=True, help="folder of HR images")
   args = parser.parse_args(argv)
+  common.announce("snapping")
 
   import numpy as np
   import tensorflow as tf

@@ -127,6 +127,7 @@ def main(argv=None) -> int:
   parser.add_argument("--quick", action="store_true", help="tiny network (smoke preset)")
   parser.add_argument("--json_out", type=pathlib.Path, help="write the rows here as JSON")
   args = parser.parse_args(argv)
+  common.announce("train_modes")
   modes = args.modes.split(",")
   if set(modes) - set(MODES) or ("mirrored" in modes and len(modes) > 1):
     parser.error(f"--modes: choose from {MODES}; 'mirrored' needs a process of its own")

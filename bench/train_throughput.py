@@ -69,6 +69,7 @@ def main() -> int:
   parser.add_argument("--quick", action="store_true", help="smoke network, 32x32, 3 steps")
   parser.add_argument("--json_out", default="", help="also write the results here")
   args = parser.parse_args()
+  common.announce("train_throughput")
 
   shared = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets"
   dirs = [d for d in args.data_dirs.split(",") if d]
@@ -83,7 +84,7 @@ def main() -> int:
   load_before = os.getloadavg()
   rows = []
   print(f"{'scale':>5} {'patch':>5} {'batch':>5} {'real data':>10} {'constant':>10} "
-        f"{'CPU s/step':>10} {'alone<=':>8} {'IRN':>6}   (steps/s)")
+        f"{'CPU s/step':>10} {'alone<=':>8}   (steps/s)")
   for scale in [int(s) for s in args.scales.split(",")]:
     model_cfg = (config.smoke().model.replace(scale=scale) if args.quick
                  else config.model_preset_for_scale(scale))
@@ -93,12 +94,10 @@ def main() -> int:
       const, _ = steps_per_second(model_cfg, image_set, patch, args.batch, True, args.steps,
                                   args.warmup)
       alone = (os.cpu_count() or 1) / cpu
-      irn = common.IRN_TRAIN_STEPS_PER_S.get((scale, patch))
       rows.append({"scale": scale, "patch": patch, "batch": args.batch, "real": real,
-                   "constant": const, "cpu_seconds_per_step": cpu, "alone_at_most": alone,
-                   "irn": irn})
+                   "constant": const, "cpu_seconds_per_step": cpu, "alone_at_most": alone})
       print(f"{scale:>5} {patch:>5} {args.batch:>5} {real:>10.3f} {const:>10.3f} {cpu:>10.2f} "
-            f"{alone:>8.2f} {irn if irn else float('nan'):>6.2f}", flush=True)
+            f"{alone:>8.2f}", flush=True)
   load_after = os.getloadavg()
   print(f"load average (1, 5, 15 min) before {load_before[0]:.2f} {load_before[1]:.2f} "
         f"{load_before[2]:.2f}, after {load_after[0]:.2f} {load_after[1]:.2f} "
@@ -120,13 +119,12 @@ def report(result: dict) -> str:
            f"{result['cpus']} CPUs. `alone <=` = cores / CPU-seconds per step, the rate the "
            "machine would reach with nothing else running.", "",
            "| scale | batch x patch | real data (steps/s) | HR Mpix/s | constant batch (steps/s) | "
-           "CPU s/step | alone <= | IRN (steps/s) |", "|---|---|---|---|---|---|---|---|"]
+           "CPU s/step | alone <= |", "|---|---|---|---|---|---|---|"]
   for r in result["rows"]:
     mpix = r["real"] * r["batch"] * r["patch"] ** 2 / 1e6
-    irn = f"{r['irn']:.2f}" if r.get("irn") else "-"
     lines.append(f"| x{r['scale']} | {r['batch']} x {r['patch']}x{r['patch']} | {r['real']:.3f} | "
                  f"{mpix:.3f} | {r['constant']:.3f} | {r['cpu_seconds_per_step']:.2f} | "
-                 f"{r['alone_at_most']:.2f} | {irn} |")
+                 f"{r['alone_at_most']:.2f} |")
   return "\n".join(lines)
 
 

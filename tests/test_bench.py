@@ -37,6 +37,7 @@ def test_quick_run_writes_report_csv_and_plots(tmp_path):
 
   assert tf.__version__ in text
   assert "| section | measured | load before | after |" in text
+  assert "| CPU | flags | TF oneDNN |" in text and "GFLOP/s |" in text  # the run's own peak
   assert "| latency | 20" in text and "an earlier run" not in text
   assert "Skipped in this run." in text  # the other scripts' sections, skipped here
   assert "fails" not in text and "error" not in text.lower(), text
@@ -118,11 +119,16 @@ def test_analytic_flops_match_tf_profiler():
 
 
 def test_reuse_takes_sections_from_the_earlier_results_and_rejects_a_mismatch(tmp_path):
+  from bench import common
+
+  here = common.machine_info()
   path = tmp_path / "results.json"
-  path.write_text('{"quick": false, "latency": {"rows": [1]}, "flops": {"rows": []}}')
+  path.write_text(json.dumps({"quick": False, "machine": here, "latency": {"rows": [1]},
+                              "flops": {"rows": []}}))
   assert run_all.load_sections(path, {"latency"}, quick=False) == {"latency": {"rows": [1]}}
   stamp = {"date": "2026-01-02 03:04 UTC", "load_before": [2.5, 1, 1], "load_after": None}
-  path.write_text(json.dumps({"quick": False, "latency": {"rows": [1]}, "flops": {"rows": []},
+  path.write_text(json.dumps({"quick": False, "machine": here, "latency": {"rows": [1]},
+                              "flops": {"rows": []},
                               "ran": {"latency": stamp, "flops": {"date": "x"}}}))
   assert run_all.load_sections(path, {"latency"}, quick=False) == {
       "latency": {"rows": [1]}, "ran": {"latency": stamp}}
@@ -133,6 +139,33 @@ def test_reuse_takes_sections_from_the_earlier_results_and_rejects_a_mismatch(tm
     run_all.load_sections(path, {"latency"}, quick=True)
   with pytest.raises(ValueError, match="earlier"):
     run_all.load_sections(tmp_path / "none.json", {"latency"}, quick=False)
+  # Figures from another CPU (or this one with other kernels) never join this run's report.
+  for other in ({**here, "cpu_flags": ["avx2"]}, {**here, "onednn": not here.get("onednn")},
+                {k: v for k, v in here.items() if k != "cpu_flags"}):
+    path.write_text(json.dumps({"quick": False, "machine": other, "latency": {"rows": [1]}}))
+    with pytest.raises(ValueError, match="another machine"):
+      run_all.load_sections(path, {"latency"}, quick=False)
+
+
+def test_report_names_the_cpu_its_flags_onednn_and_the_peak_of_the_same_run():
+  info = {"cpu": "Some CPU", "cpu_flags": ["avx2", "avx512f"], "onednn": True,
+          "tf_enable_onednn_opts": "unset", "logical_cores": 2, "usable_cores": 2,
+          "python": "3.11"}
+  row = run_all.machine_table({"machine": info, "flops": {"peak": {"gflops": 123.45}}})[-1]
+  assert "Some CPU" in row and "avx2 avx512f" in row and "| on |" in row
+  assert "123.5 GFLOP/s" in row
+  row = run_all.machine_table({"machine": {**info, "onednn": False,
+                                           "tf_enable_onednn_opts": "0"}})[-1]
+  assert "off (TF_ENABLE_ONEDNN_OPTS=0)" in row and "not measured" in row
+
+
+def test_irn_comparison_keeps_both_columns_from_one_machine():
+  from bench import common
+
+  text = "\n".join(run_all.comparison_table())
+  assert common.IRN_SIDE_BY_SIDE["machine"] in text
+  for what, _, irn, ours, _ in common.IRN_SIDE_BY_SIDE["rows"]:
+    assert what in text and " / ".join(map(str, irn)) in text and " / ".join(map(str, ours)) in text
 
 
 def test_report_says_when_each_section_was_measured():

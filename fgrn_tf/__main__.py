@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import pathlib
 import sys
 import time
 
@@ -41,10 +43,10 @@ def _info(args) -> int:
 
 class Progress:
   """A one-line progress bar on a terminal (files, images/s, tiles of the current image);
-  elsewhere one line per finished file."""
+  elsewhere one line per file that succeeded (a failure has its own `error:` line)."""
 
   def __init__(self, total: int, stream=None, width: int = 24):
-    self.total, self.done, self.width = total, 0, width
+    self.total, self.done, self.ok, self.width = total, 0, 0, width
     self.stream = stream or sys.stderr
     self.tty = self.stream.isatty()
     self.start = time.perf_counter()
@@ -52,7 +54,8 @@ class Progress:
     self._shown = False
 
   def rate(self) -> float:
-    return self.done / max(time.perf_counter() - self.start, 1e-9)
+    """Images made per second: failed files made none."""
+    return self.ok / max(time.perf_counter() - self.start, 1e-9)
 
   def begin(self, name: str) -> None:
     self.current = name
@@ -62,11 +65,12 @@ class Progress:
     if total > 1:
       self._draw(f" tile {done}/{total}")
 
-  def file_done(self, name: str) -> None:
+  def file_done(self, name: str, ok: bool = True) -> None:
     self.done += 1
+    self.ok += ok
     if self.tty:
       self._draw("")
-    else:
+    elif ok:
       print(f"[{self.done}/{self.total}] {name}  {self.rate():.2f} images/s", file=self.stream,
             flush=True)
 
@@ -88,9 +92,12 @@ class Progress:
     self._shown = True
 
 
+def _defined(values) -> list[float]:
+  """The defined values (NaN: an image too small for the metric)."""
+  return [v for v in values if not math.isnan(v)]
+
+
 def _mean(values) -> float:
-  """Mean of the defined values (NaN: SSIM of an image too small for its window)."""
-  values = [v for v in values if not math.isnan(v)]
   return sum(values) / len(values) if values else math.nan
 
 
@@ -99,16 +106,76 @@ def _quality(psnr: float, ssim: float) -> str:
       (f"SSIM {ssim:.4f}" if not math.isnan(ssim) else "SSIM n/a (image too small)")
 
 
-def _load_backend(args):
-  from fgrn_tf import backends, inference
+def _mean_line(results) -> str:
+  """`mean of N  PSNR ...  SSIM ...` when both means cover the same N images, else each mean
+  says how many of the images it covers (an image too small has no SSIM, or neither)."""
+  psnrs, ssims = _defined(r.psnr for r in results), _defined(r.ssim for r in results)
+  if len(psnrs) == len(ssims):
+    return f"mean of {len(psnrs)}  {_quality(_mean(psnrs), _mean(ssims))}"
+  n = len(results)
+  psnr = f"PSNR {_mean(psnrs):.2f} dB" if psnrs else "PSNR n/a"
+  ssim = f"SSIM {_mean(ssims):.4f}" if ssims else "SSIM n/a"
+  return f"mean  {psnr} ({len(psnrs)} of {n} images)  {ssim} ({len(ssims)} of {n} images)"
+
+
+def _check_flags(args) -> None:
+  """Refusals that need nothing but the command line."""
+  if args.command != "roundtrip" and args.output is None:
+    raise UsageError(f"{args.command} needs -o OUTPUT_DIR")
+  if args.command == "roundtrip" and args.lr_dir is None and args.output is None \
+      and args.no_metrics:
+    raise UsageError("roundtrip with --no-metrics and neither -o nor --lr-dir does nothing")
+  if args.scale is not None and args.scale < 2:
+    raise UsageError(f"--scale {args.scale}: a scale is a whole number of 2 or more "
+                     f"(the shipped models are x2 and x4)")
+  if args.tile < 0:
+    raise UsageError(f"--tile {args.tile}: give the tile side in HR pixels, or 0 for whole "
+                     f"images")
+
+
+def _model_path(args) -> pathlib.Path:
+  from fgrn_tf import inference
 
   if args.model:
-    path = args.model
-  else:
-    path = inference.default_model_path(args.scale or 2)
-    if not path.exists():
-      raise UsageError(f"no --model given and no shipped model at {path}: train one with "
-                       f"`python train_main.py` and pass its workdir as --model")
+    return pathlib.Path(args.model)
+  path = inference.default_model_path(args.scale or 2)
+  if not path.exists():
+    raise UsageError(f"no --model given and no shipped model at {path}: train one with "
+                     f"`python train_main.py` and pass its workdir as --model")
+  return path
+
+
+def _check_model(path, scale: int, config, asked: int | None, tile: int) -> None:
+  """The refusals of a model's scale and tile minimum; `config` None: not known."""
+  from fgrn_tf import inference
+
+  if asked is not None and scale != asked:
+    raise UsageError(f"model {path} is x{scale} but --scale {asked} was asked for")
+  if config is not None and tile and tile < inference.min_tile_for(scale, config):
+    raise UsageError(f"--tile {tile} is too small for this model (x{scale}): use at least "
+                     f"{inference.min_tile_for(scale, config)}, or 0 for whole images")
+
+
+def _check_output_dirs(args) -> None:
+  from fgrn_tf import inference
+
+  for flag, folder in (("-o", args.output), ("--lr-dir", args.lr_dir)):
+    if folder is None:
+      continue
+    blocker = inference.not_a_folder(folder)
+    if blocker is not None:
+      where = "" if blocker == pathlib.Path(folder) else f": {blocker}"
+      what = "a file, not a folder" if blocker.is_file() else "not a folder"
+      raise UsageError(f"{flag} {folder}{where} is {what}")
+  if args.output is not None and args.lr_dir is not None \
+      and os.path.realpath(args.output) == os.path.realpath(args.lr_dir):
+    raise UsageError(f"-o and --lr-dir are one folder ({args.output}): each LR image would "
+                     f"replace its HR image; give --lr-dir a folder of its own")
+
+
+def _load_backend(args, path):
+  from fgrn_tf import backends, inference
+
   try:
     backend = backends.load_backend(path)
   except Exception as e:  # missing, corrupt or foreign files: one line, not a traceback
@@ -121,24 +188,45 @@ def _load_backend(args):
   return backend
 
 
+def _summary(command: str, done: int, failed: int, not_started: int, seconds: float) -> str:
+  return (f"{command}: {done} done, {failed} failed"
+          + (f", {not_started} not started (interrupted)" if not_started else "")
+          + f" in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} images/s)")
+
+
 def _rescale(args) -> int:
+  """Checks everything that needs no model (flags, output folders, inputs, targets) and reports
+  it, then loads the model (seconds) only if some file is left to process."""
   from fgrn_tf import inference
   from fgrn_tf.backends import MissingHalfError
 
-  if args.command != "roundtrip" and args.output is None:
-    raise UsageError(f"{args.command} needs -o OUTPUT_DIR")
-  if args.command == "roundtrip" and args.lr_dir is None and args.output is None \
-      and args.no_metrics:
-    raise UsageError("roundtrip with --no-metrics and neither -o nor --lr-dir does nothing")
-  backend = _load_backend(args)
+  start = time.perf_counter()
+  _check_flags(args)
+  path = _model_path(args)
+  peeked = inference.peek_model(path)
+  if peeked is not None:
+    _check_model(path, *peeked, args.scale, args.tile)
+  _check_output_dirs(args)
   jobs, failures = inference.collect_inputs(args.inputs)
+  scale = args.scale if args.scale is not None else peeked[0] if peeked else None
+  try:
+    jobs, refused = inference.preflight(args.command, jobs, args.output, args.lr_dir,
+                                        overwrite=args.overwrite, scale=scale)
+  except inference.TargetClash as e:
+    raise UsageError(str(e)) from None
+  failures += refused
+  for f in failures:
+    print(f"error: {f.error}", file=sys.stderr, flush=True)
+  if not jobs:  # nothing left to do: no need to wait for the model
+    print(_summary(args.command, 0, len(failures), 0, time.perf_counter() - start),
+          file=sys.stderr)
+    return EXIT_FAILED
+  backend = _load_backend(args, path)
   metrics = args.command == "roundtrip" and not args.no_metrics
   if metrics and not inference.metrics_available():
     print("note: PSNR/SSIM need fgrn_tf.metrics.psnr_ssim, which is not installed; skipping them",
           file=sys.stderr)
     metrics = False
-  for f in failures:
-    print(f"error: {f.error}", file=sys.stderr)
   progress = Progress(len(jobs))
   results = []
   interrupted = False
@@ -155,28 +243,27 @@ def _rescale(args) -> int:
         print(f"error: {result.error}", file=sys.stderr, flush=True)
       elif metrics:
         print(f"{job.source}  {_quality(result.psnr, result.ssim)}", flush=True)
-      progress.file_done(str(job.source))
+      progress.file_done(str(job.source), ok=not result.error)
   except KeyboardInterrupt:
     interrupted = True
   except MissingHalfError as e:
     progress.clear()
-    raise UsageError(f"model {args.model}: {inference.one_line(e)}") from None
+    raise UsageError(f"model {path}: {inference.one_line(e)}") from None
   progress.clear()
   ok = [r for r in results if not r.error]
   failed = len(failures) + len(results) - len(ok)
   seconds = time.perf_counter() - progress.start
   if metrics and ok:
-    print(f"mean of {len(ok)}  {_quality(_mean(r.psnr for r in ok), _mean(r.ssim for r in ok))}")
-  summary = (f"{args.command}: {len(ok)} done, {failed} failed"
-             + (f", {len(jobs) - len(results)} not started (interrupted)" if interrupted else "")
-             + f" in {seconds:.1f} s ({len(ok) / max(seconds, 1e-9):.2f} images/s)")
-  print(summary, file=sys.stderr)
+    print(_mean_line(ok))
+  print(_summary(args.command, len(ok), failed, len(jobs) - len(results) if interrupted else 0,
+                 seconds), file=sys.stderr)
   if interrupted:
     return EXIT_INTERRUPTED
   return EXIT_FAILED if failed else 0
 
 
 def _add_rescale_parser(sub, name: str, help_text: str):
+  from fgrn_tf.data.images import pixel_limit
   from fgrn_tf.inference import DEFAULT_TILE
 
   p = sub.add_parser(name, help=help_text, description=help_text)
@@ -195,6 +282,9 @@ def _add_rescale_parser(sub, name: str, help_text: str):
                  "(tiles overlap; the result does not change); 0: whole images")
   p.add_argument("--overwrite", action="store_true",
                  help="replace existing outputs (inputs are never replaced)")
+  p.add_argument("--max-pixels", type=pixel_limit, metavar="N",
+                 help="refuse input files of more pixels than this (default: $FGRN_MAX_PIXELS, "
+                 "else 2**27 = 134 million); the decoder holds a whole image in memory")
   if name == "roundtrip":
     p.add_argument("--lr-dir", metavar="DIR", help="also write the LR images here")
     p.add_argument("--no-metrics", action="store_true", help="skip PSNR/SSIM")
@@ -215,10 +305,13 @@ def main(argv=None) -> int:
   _add_rescale_parser(sub, "upscale", "LR images -> HR images (back to the recorded size)")
   _add_rescale_parser(sub, "roundtrip", "downscale then upscale; PSNR/SSIM against the input")
   args = parser.parse_args(argv)
+  from fgrn_tf.data import images
+
+  images.set_max_pixels(getattr(args, "max_pixels", None), flag="--max-pixels")  # before Keras
   from fgrn_tf import tf_env
 
   tf_env.set_defaults()  # before the subcommand imports TensorFlow
-  import cv2
+  import cv2  # after fgrn_tf.data.images set OpenCV's pixel ceiling (read once, at import)
 
   cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our one line per bad file
   try:

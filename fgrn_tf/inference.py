@@ -19,15 +19,24 @@ tells users the same.
 - 16-bit images: colour goes through the network at 8 bits (what it was trained on), and is
   written back as 16-bit (v * 257), so a 16-bit input gives a 16-bit output; alpha keeps its
   16 bits through the bicubic resize.
-- Safety. An output never replaces an input, nor an existing file without `overwrite`; it is
-  written to a temporary file beside it and renamed (`images.write_atomic`), so an interrupted
-  run leaves no partial image. A file that fails is reported by name and the others go on.
+- Scale record. `upscale` refuses (that file only) an LR whose `fgrn:scale` is not the model's:
+  an x2 LR upscaled by an x4 model is a wrong image of a plausible size.
+- Safety. Two outputs of one run on one path are refused before any work (`TargetClash`). An
+  output never replaces an input, nor an existing file without `overwrite`; it is written to a
+  temporary file beside it and renamed (`images.write_atomic`), so an interrupted run leaves no
+  partial image, and a file whose second output (roundtrip's LR) fails keeps no new first one.
+  Output folders are made when the first file is written into them, and a folder made for a
+  write that failed is removed again. A file that fails is reported by name and the others go on.
+- Checks first. `preflight` does, for every file, what needs no model (readable image, free
+  targets, scale record), so a command line's mistakes show before a model takes seconds to load.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import glob
+import json
 import math
 import os
 import pathlib
@@ -99,6 +108,12 @@ def margins_for(backend) -> tuple[int, int]:
 def min_tile(backend) -> int:
   """The smallest `tile` (HR pixels) allowed for a backend: windows of 3 margins."""
   return backend.scale * 3 * max(margins_for(backend))
+
+
+def min_tile_for(scale: int, config) -> int:
+  """`min_tile` of a model known by its scale and `ModelConfig` (None: DEFAULT_MARGINS)."""
+  margins = DEFAULT_MARGINS if config is None else receptive_margins(config)
+  return scale * 3 * max(margins)
 
 
 def spans(n: int, window: int, margin: int) -> list[tuple[int, int, int, int]]:
@@ -227,6 +242,7 @@ class Picture:
     gray: written with one colour channel.
     bit_depth: 8 or 16, the depth written.
     hr_size: for an LR picture, the (H, W) of the HR image it stands for, if known.
+    scale: for an LR picture, the scale of the model that made it, if known.
   """
 
   rgb: np.ndarray
@@ -234,12 +250,15 @@ class Picture:
   gray: bool = False
   bit_depth: int = 8
   hr_size: tuple[int, int] | None = None
+  scale: int | None = None
 
   @classmethod
   def read(cls, path) -> Picture:
-    """Decodes a file (ImageError names it when it cannot), with its recorded HR size."""
+    """Decodes a file (ImageError names it when it cannot), with its recorded HR size and
+    scale."""
     d = images.decode(path)
-    return cls(images.to_uint8(d.rgb), d.alpha, d.gray, d.bit_depth, _recorded_size(path))
+    size, scale = _record(path)
+    return cls(images.to_uint8(d.rgb), d.alpha, d.gray, d.bit_depth, size, scale)
 
   def file_array(self) -> np.ndarray:
     """The array to encode: gray `[H, W]` or RGB(A) `[H, W, 3|4]`, uint8 or uint16."""
@@ -263,13 +282,33 @@ class Picture:
     return np.repeat(g[:, :, None], 3, axis=2)
 
 
-def _recorded_size(path) -> tuple[int, int] | None:
+def _record(path) -> tuple[tuple[int, int] | None, int | None]:
+  """(HR size, scale) a PNG LR records; None for what it does not record, or records badly."""
   text = pngtext.read_text(path)
   try:
     h, w = (int(v) for v in text[HR_SIZE_KEY].split("x"))
-    return h, w
+    size = (h, w)
   except (KeyError, ValueError):
+    size = None
+  try:
+    scale = int(text[SCALE_KEY])
+  except (KeyError, ValueError):
+    scale = None
+  return size, scale if scale is None or scale >= 2 else None
+
+
+def _scale_refusal(recorded: int, scale: int) -> str:
+  return (f"made by an x{recorded} model ({SCALE_KEY}={recorded}), but the model is x{scale}; "
+          f"upscale it with an x{recorded} model")
+
+
+def scale_mismatch(path, scale: int) -> str | None:
+  """The one-line refusal when the LR at `path` records another scale than `scale`, else None
+  (also for a file that records none). Reads only the PNG chunks before the image data."""
+  recorded = _record(path)[1]
+  if recorded is None or recorded == scale:
     return None
+  return f"{path}: {_scale_refusal(recorded, scale)}"
 
 
 def downscale_picture(backend, hr: Picture, tile: int = DEFAULT_TILE, on_tile=None) -> Picture:
@@ -277,12 +316,18 @@ def downscale_picture(backend, hr: Picture, tile: int = DEFAULT_TILE, on_tile=No
   s = backend.scale
   lr = downscale_rgb(backend, hr.rgb, tile, on_tile)
   alpha = None if hr.alpha is None else resize_alpha(hr.alpha, s, up=False, tile=tile)
-  return Picture(lr, alpha, hr.gray, hr.bit_depth, hr_size=hr.rgb.shape[:2])
+  return Picture(lr, alpha, hr.gray, hr.bit_depth, hr_size=hr.rgb.shape[:2], scale=s)
 
 
 def upscale_picture(backend, lr: Picture, tile: int = DEFAULT_TILE, on_tile=None) -> Picture:
-  """LR picture -> HR picture: s*h x s*w, or the recorded HR size when it fits this LR size."""
+  """LR picture -> HR picture: s*h x s*w, or the recorded HR size when it fits this LR size.
+
+  Raises:
+    ValueError: the picture records another scale than the backend's.
+  """
   s = backend.scale
+  if lr.scale is not None and lr.scale != s:
+    raise ValueError(_scale_refusal(lr.scale, s))
   h, w = lr.rgb.shape[:2]
   size = lr.hr_size
   if size is not None and (math.ceil(size[0] / s), math.ceil(size[1] / s)) != (h, w):
@@ -377,17 +422,22 @@ class Result:
   seconds: float = 0.0
 
 
+class TargetClash(ValueError):
+  """Two outputs of one run would be written to one path; the run is refused before any work."""
+
+
 def collect_inputs(inputs: Sequence[str]) -> tuple[list[Job], list[Result]]:
   """Expands files, folders (recursively, image extensions only) and globs into jobs.
 
+  A file named twice (directly, by a glob, in a folder) is one job. Two files with one output
+  name are two jobs: `check_targets` refuses them, with the folders the outputs go to.
+
   Returns:
-    (jobs, failures): a failure for each argument that names nothing, and for a second file
-    whose output name is already taken.
+    (jobs, failures): a failure for each argument that names nothing.
   """
   jobs: list[Job] = []
   failures: list[Result] = []
-  seen: dict[pathlib.Path, pathlib.Path] = {}
-  names: dict[pathlib.Path, pathlib.Path] = {}
+  seen: set[pathlib.Path] = set()
   for arg in inputs:
     path = pathlib.Path(arg)
     if path.is_dir():
@@ -410,16 +460,175 @@ def collect_inputs(inputs: Sequence[str]) -> tuple[list[Job], list[Result]]:
       continue
     for source, name in found:
       key = source.resolve()
-      if key in seen:
-        continue
-      seen[key] = source
-      if name in names:
-        failures.append(Result(source, error=f"{source}: output name {name} is already "
-                                             f"taken by {names[name]}"))
-        continue
-      names[name] = source
-      jobs.append(Job(source, name))
+      if key not in seen:
+        seen.add(key)
+        jobs.append(Job(source, name))
   return jobs, failures
+
+
+def output_targets(command: str, job: Job, out_dir=None, lr_dir=None
+                   ) -> list[tuple[str, pathlib.Path]]:
+  """(kind, path) of each file `command` writes for a job: kind "HR" or "LR", in write order."""
+  kind = "LR" if command == "downscale" else "HR"
+  targets = [] if out_dir is None else [(kind, pathlib.Path(out_dir) / job.name)]
+  if command == "roundtrip" and lr_dir is not None:
+    targets.append(("LR", pathlib.Path(lr_dir) / job.name))
+  return targets
+
+
+def _same_path_key(path: pathlib.Path) -> str:
+  # realpath follows the links of the part that exists: `out` and `./link-to-out` are one place.
+  return os.path.normcase(os.path.realpath(path))
+
+
+def check_targets(command: str, jobs: Sequence[Job], out_dir=None, lr_dir=None) -> None:
+  """Raises TargetClash when two outputs of the run would be one file (the second would silently
+  replace the first, or be refused half way through the run).
+
+  Covers two inputs of one name, -o and lr_dir being one folder, and folders nested so that
+  one input's HR is another's LR; the message names the path and both inputs.
+  """
+  first: dict[str, tuple[str, Job]] = {}
+  clashes: list[str] = []
+  for job in jobs:
+    for kind, target in output_targets(command, job, out_dir, lr_dir):
+      key = _same_path_key(target)
+      if key not in first:
+        first[key] = (kind, job)
+        continue
+      (kind0, job0) = first[key]
+      if command == "roundtrip":
+        what = f"the {kind0} of {job0.source} and the {kind} of {job.source}"
+      else:
+        what = f"{job0.source} and {job.source}"
+      clashes.append(f"{what} would both be written to {target}")
+  if clashes:
+    more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+    raise TargetClash(clashes[0] + more)
+
+
+def not_a_folder(path) -> pathlib.Path | None:
+  """The path, or the parent of it, that exists and is not a folder, so that no folder can be
+  made at `path`; None when `path` is a folder or can be made."""
+  path = pathlib.Path(path)
+  for candidate in (path, *path.parents):
+    if candidate.exists():
+      return None if candidate.is_dir() else candidate
+  return None
+
+
+def _reason(error: OSError) -> str:
+  """Why an OS call failed, without the paths its text carries: a write's error names its
+  hidden temporary file, which the user never asked for and cannot find."""
+  if error.strerror:
+    return error.strerror
+  return errno.errorcode.get(error.errno, type(error).__name__) if error.errno else \
+      type(error).__name__
+
+
+def check_source(path) -> None:
+  """Refuses (ImageError naming the file) what a file's first bytes tell without decoding it:
+  missing, unreadable, empty, or in no format the decoder reads. Truncated or corrupt data is
+  found when the file is decoded."""
+  import cv2  # not at the top: images sets OpenCV's pixel ceiling before cv2 first loads
+
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise images.ImageError(f"{path}: no such file")
+  try:
+    with open(path, "rb") as f:
+      head = f.read(1)
+  except OSError as e:
+    raise images.ImageError(f"{path}: cannot read ({_reason(e)})") from None
+  if not head:
+    raise images.ImageError(f"{path}: empty file")
+  try:
+    known = cv2.haveImageReader(str(path))  # reads the signature, as imdecode's own check does
+  except Exception:  # a name OpenCV cannot take (bytes that are not UTF-8): decoding will tell
+    known = True
+  if not known:
+    raise images.ImageError(f"{path}: not a readable image (corrupt, truncated or unknown format)")
+  images.check_header(path)  # a file over the pixel limit is refused before the model loads
+
+
+class _Skip(Exception):
+  """A per-file failure whose message is already one line naming the file."""
+
+
+def _check_job_targets(targets: Sequence[pathlib.Path], inputs: set[pathlib.Path],
+                       source: pathlib.Path, overwrite: bool) -> None:
+  """Per-file refusals, before anything is computed for the file; creates nothing."""
+  for target in targets:
+    try:
+      if target.resolve() in inputs or (target.exists() and source.exists()
+                                        and os.path.samefile(target, source)):
+        raise _Skip(f"{source}: output {target} is an input; refusing to overwrite it")
+      if target.is_dir():
+        raise _Skip(f"{source}: output {target} is a folder")
+      if target.exists() and not overwrite:
+        raise _Skip(f"{source}: output {target} exists (pass --overwrite to replace it)")
+      blocker = not_a_folder(target.parent)
+    except OSError as e:  # e.g. a name too long for the file system
+      raise _Skip(f"{source}: cannot use output {target} ({_reason(e)})") from None
+    if blocker is not None:
+      raise _Skip(f"{source}: cannot create output folder {target.parent} ({blocker} is a file)")
+
+
+def preflight(command: str, jobs: Sequence[Job], out_dir=None, lr_dir=None,
+              overwrite: bool = False, scale: int | None = None
+              ) -> tuple[list[Job], list[Result]]:
+  """What can be refused before a model is loaded, for the whole run and for each file.
+
+  Args:
+    command, jobs, out_dir, lr_dir, overwrite: as for `rescale_files`.
+    scale: the model's scale where it is known before loading; `upscale` then refuses the LR
+      files that record another one.
+
+  Returns:
+    (jobs that passed, failures): a failure for each file that is not a readable image, whose
+    output is an input, a folder or (without `overwrite`) an existing file, or that records
+    another scale. `rescale_files` checks them again as it goes (files change).
+
+  Raises:
+    TargetClash: two outputs would be one file (see `check_targets`).
+  """
+  check_targets(command, jobs, out_dir, lr_dir)
+  inputs = {job.source.resolve() for job in jobs}
+  passed, failures = [], []
+  for job in jobs:
+    try:
+      check_source(job.source)
+      refusal = scale_mismatch(job.source, scale) if command == "upscale" and scale else None
+      if refusal:
+        raise _Skip(refusal)
+      _check_job_targets([t for _, t in output_targets(command, job, out_dir, lr_dir)], inputs,
+                         job.source, overwrite)
+    except (_Skip, images.ImageError) as e:
+      failures.append(Result(job.source, error=str(e)))
+    else:
+      passed.append(job)
+  return passed, failures
+
+
+def peek_model(path) -> tuple[int, object] | None:
+  """(scale, `ModelConfig` or None) that a model's files state, read without loading it: a
+  training workdir's config.json, or an export's manifest.json. None where neither says (a
+  .keras, SavedModel or .tflite file: their scale is known once loaded) or they cannot be read
+  (loading then says what is wrong)."""
+  from fgrn_tf import config, workdir
+
+  path = pathlib.Path(path)
+  try:
+    if (path / workdir.CONFIG).is_file():
+      model = workdir.read_experiment(path).model
+      return model.scale, model
+    if (path / "manifest.json").is_file():
+      info = json.loads((path / "manifest.json").read_text())
+      model = info.get("model_config")
+      return int(info["scale"]), None if model is None else config.ModelConfig.from_dict(model)
+  except Exception:  # foreign or damaged files: not for a peek to judge
+    return None
+  return None
 
 
 def default_model_path(scale: int) -> pathlib.Path:
@@ -427,25 +636,32 @@ def default_model_path(scale: int) -> pathlib.Path:
   return ROOT / "models" / f"fgrn_x{scale}"
 
 
-class _Skip(Exception):
-  """A per-file failure whose message is already one line naming the file."""
-
-
-def _targets_ok(targets: Sequence[pathlib.Path], inputs: set[pathlib.Path], source: pathlib.Path,
-                overwrite: bool) -> None:
-  for target in targets:
-    if target.resolve() in inputs or (target.exists() and source.exists()
-                                      and os.path.samefile(target, source)):
-      raise _Skip(f"{source}: output {target} is an input; refusing to overwrite it")
-    if target.exists() and not overwrite:
-      raise _Skip(f"{source}: output {target} exists (pass --overwrite to replace it)")
+def _make_folders(folder: pathlib.Path, source: pathlib.Path, created: list[pathlib.Path]
+                  ) -> None:
+  """Makes `folder` and its missing parents, adding each one made to `created`."""
+  missing = []
+  while not folder.exists() and folder != folder.parent:
+    missing.append(folder)
+    folder = folder.parent
+  if not folder.is_dir():
+    raise _Skip(f"{source}: cannot create output folder {missing[0] if missing else folder} "
+                f"({folder} is a file)")
+  for part in reversed(missing):
     try:
-      target.parent.mkdir(parents=True, exist_ok=True)
+      part.mkdir()
+    except FileExistsError:  # made meanwhile by someone else: theirs, not ours to remove
+      continue
     except OSError as e:
-      raise _Skip(f"{source}: cannot create output folder {target.parent} "
-                  f"({e.strerror or e})") from None
-    if not target.parent.is_dir():
-      raise _Skip(f"{source}: output folder {target.parent} is not a folder")
+      raise _Skip(f"{source}: cannot create output folder {part} ({_reason(e)})") from None
+    created.append(part)
+
+
+def _remove_empty(created: list[pathlib.Path]) -> None:
+  for folder in reversed(created):
+    try:
+      folder.rmdir()  # only when empty: files of other jobs or other programs stay
+    except OSError:
+      pass
 
 
 def _write(target: pathlib.Path, data: bytes, source: pathlib.Path, overwrite: bool) -> None:
@@ -454,7 +670,27 @@ def _write(target: pathlib.Path, data: bytes, source: pathlib.Path, overwrite: b
   except FileExistsError:
     raise _Skip(f"{source}: output {target} exists (pass --overwrite to replace it)") from None
   except OSError as e:
-    raise _Skip(f"{source}: cannot write {target} ({e.strerror or e})") from None
+    raise _Skip(f"{source}: cannot write {target} ({_reason(e)})") from None
+
+
+def _write_all(outputs: Sequence[tuple[pathlib.Path, bytes]], source: pathlib.Path,
+               overwrite: bool) -> None:
+  """Writes a job's files, all or none: on a failure (or Ctrl-C) the files it had made and the
+  folders made for them are removed (a file it replaced under `overwrite` is the new one)."""
+  made: list[pathlib.Path] = []
+  created: list[pathlib.Path] = []
+  try:
+    for target, data in outputs:
+      _make_folders(target.parent, source, created)
+      existed = target.exists()
+      _write(target, data, source, overwrite)
+      if not existed:
+        made.append(target)
+  except BaseException:
+    for target in made:
+      target.unlink(missing_ok=True)
+    _remove_empty(created)
+    raise
 
 
 def one_line(error: BaseException) -> str:
@@ -472,34 +708,40 @@ def rescale_files(command: str, backend, jobs: Sequence[Job], out_dir=None, lr_d
     command: "downscale" or "upscale" (write to `out_dir`), or "roundtrip" (HR to `out_dir`
       and LR to `lr_dir`, each only when given; PSNR/SSIM when `metrics`).
     backend: a `fgrn_tf.backends.Backend`.
-    jobs: from `collect_inputs`.
+    jobs: from `collect_inputs` (best through `preflight` first).
     tile: largest HR window the network sees (0: whole images).
     overwrite: replace existing outputs (never inputs).
     on_tile: progress inside an image, called with (tiles done, tiles in all).
 
   Raises:
+    TargetClash: before the first result, when two outputs would be one file.
     MissingHalfError: the backend (one .tflite file) lacks the half the command needs.
   """
   if command not in COMMANDS:
     raise ValueError(f"unknown command {command!r}; expected one of {COMMANDS}")
+  check_targets(command, jobs, out_dir, lr_dir)
   s = backend.scale
   inputs = {job.source.resolve() for job in jobs}
-  out_dir = None if out_dir is None else pathlib.Path(out_dir)
-  lr_dir = None if lr_dir is None else pathlib.Path(lr_dir)
   for job in jobs:
     start = time.perf_counter()
     result = Result(job.source)
     try:
-      hr_target = None if out_dir is None else out_dir / job.name
-      lr_target = lr_dir / job.name if command == "roundtrip" and lr_dir is not None else None
-      targets = [t for t in (hr_target, lr_target) if t is not None]
-      _targets_ok(targets, inputs, job.source, overwrite)
-      picture = Picture.read(job.source)
+      out_target = None if out_dir is None else pathlib.Path(out_dir) / job.name
+      lr_target = pathlib.Path(lr_dir) / job.name if command == "roundtrip" and lr_dir else None
+      _check_job_targets([t for _, t in output_targets(command, job, out_dir, lr_dir)], inputs,
+                         job.source, overwrite)
+      refusal = scale_mismatch(job.source, s) if command == "upscale" else None
+      if refusal:
+        raise _Skip(refusal)
+      try:
+        picture = Picture.read(job.source)
+      except OSError as e:  # unreadable (permissions, I/O): decode names no file for these
+        raise _Skip(f"{job.source}: cannot read ({_reason(e)})") from None
       try:
         if command == "downscale":
-          outputs = [(hr_target, downscale_picture(backend, picture, tile, on_tile), s)]
+          outputs = [(out_target, downscale_picture(backend, picture, tile, on_tile), s)]
         elif command == "upscale":
-          outputs = [(hr_target, upscale_picture(backend, picture, tile, on_tile), None)]
+          outputs = [(out_target, upscale_picture(backend, picture, tile, on_tile), None)]
         else:
           lr = downscale_picture(backend, picture, tile, on_tile)
           # The LR as its file would hold it: a gray LR is stored (and read back) with one channel.
@@ -508,15 +750,18 @@ def rescale_files(command: str, backend, jobs: Sequence[Job], out_dir=None, lr_d
           if metrics:
             result.psnr, result.ssim = image_quality(picture.rgb8_as_written(),
                                                      sr.rgb8_as_written(), s)
-          outputs = [(hr_target, sr, None), (lr_target, lr, s)]
+          outputs = [(out_target, sr, None), (lr_target, lr, s)]
+        # Encoded before anything is written, so a file that cannot be encoded leaves none.
+        encoded = [(target, encode_picture(target, out, record))
+                   for target, out, record in outputs if target is not None]
       except MissingHalfError:
         raise  # a .tflite half asked for the other half: no file can succeed, stop here
+      except images.ImageError:
+        raise  # already one line naming its file
       except Exception as e:  # TF and the backends raise many kinds: one line each, go on
         raise _Skip(f"{job.source}: {one_line(e)}") from None
-      for target, out, record in outputs:
-        if target is not None:
-          _write(target, encode_picture(target, out, record), job.source, overwrite)
-          result.outputs.append(target)
+      _write_all(encoded, job.source, overwrite)
+      result.outputs.extend(target for target, _ in encoded)
     except _Skip as e:
       result.error = str(e)
     except images.ImageError as e:

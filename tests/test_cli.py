@@ -97,15 +97,6 @@ def test_existing_output_needs_overwrite(model_dir, inputs, tmp_path, capsys):
   assert run(capsys, *args, "--overwrite")[0] == 0
 
 
-def test_unwritable_output_folder_fails_per_file(model_dir, inputs, tmp_path, capsys):
-  # As root a chmod-ed folder still takes writes; nobody can create a folder below a file.
-  (tmp_path / "file").write_text("x")
-  code, _, err = run(capsys, "downscale", inputs / "odd.png", "--model", model_dir,
-                     "-o", tmp_path / "file" / "out")
-  assert code == 1
-  assert "odd.png" in err and "cannot create output folder" in err
-
-
 def test_model_of_another_scale_is_refused(model_dir, inputs, tmp_path, capsys):
   code, _, err = run(capsys, "roundtrip", inputs, "--model", model_dir, "--scale", 4)
   assert code == 2
@@ -140,3 +131,199 @@ def test_module_entry_point_exits_nonzero_without_traceback(model_dir, inputs, t
   assert "Traceback" not in proc.stderr
   assert f"error: {inputs / 'text.png'}: not a readable image" in proc.stderr
   assert (tmp_path / "out" / "odd.png").is_file()
+
+
+# ---- refused before any work ------------------------------------------------------------------
+
+@pytest.fixture()
+def loads(monkeypatch):
+  """Records each model load and marks it on stderr, so a test sees what came before it."""
+  from fgrn_tf import backends
+
+  real, calls = backends.load_backend, []
+
+  def load(path, **kwargs):
+    calls.append(path)
+    print("LOADING MODEL", file=sys.stderr)
+    return real(path, **kwargs)
+
+  monkeypatch.setattr(backends, "load_backend", load)
+  return calls
+
+
+@pytest.fixture(scope="module")
+def x4_model_dir(tmp_path_factory):
+  d = tmp_path_factory.mktemp("model_x4")
+  smoke = config.smoke()
+  workdir.write_experiment(d, config.Experiment(smoke.model.replace(scale=4), smoke.train))
+  tiny_model(seed=2, scale=4).save_weights(d / workdir.BEST_WEIGHTS)
+  return d
+
+
+def errors_of(err):
+  return [line for line in err.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_roundtrip_with_one_folder_for_hr_and_lr_is_refused_before_any_work(
+    model_dir, inputs, tmp_path, capsys, loads, overwrite):
+  out = tmp_path / "out"
+  out.mkdir()
+  (out / "odd.png").write_bytes(b"not made by the tool")
+  code, _, err = run(capsys, "roundtrip", inputs, "--model", model_dir, "-o", out,
+                     "--lr-dir", out, *(["--overwrite"] if overwrite else []))
+  assert code == 2
+  [line] = errors_of(err)
+  assert "-o and --lr-dir" in line and str(out) in line
+  assert (out / "odd.png").read_bytes() == b"not made by the tool"
+  assert [p.name for p in out.iterdir()] == ["odd.png"] and not loads
+
+
+def test_hr_and_lr_of_different_inputs_on_one_path_are_refused(model_dir, tmp_path, capsys, loads):
+  rng = np.random.default_rng(1)
+  images.write_image(tmp_path / "in" / "a.png", rng.integers(0, 256, (12, 12, 3), np.uint8))
+  images.write_image(tmp_path / "in" / "sub" / "a.png", rng.integers(0, 256, (12, 12, 3), np.uint8))
+  # The HR of in/sub/a.png and the LR of in/a.png are both out/sub/a.png.
+  code, _, err = run(capsys, "roundtrip", tmp_path / "in", "--model", model_dir,
+                     "-o", tmp_path / "out", "--lr-dir", tmp_path / "out" / "sub")
+  assert code == 2
+  [line] = errors_of(err)
+  assert str(tmp_path / "out" / "sub" / "a.png") in line
+  assert str(tmp_path / "in" / "a.png") in line and str(tmp_path / "in" / "sub" / "a.png") in line
+  assert not (tmp_path / "out").exists() and not loads
+
+
+def test_two_inputs_of_one_name_are_refused_before_any_work(model_dir, inputs, tmp_path, capsys,
+                                                            loads):
+  images.write_image(tmp_path / "other" / "odd.png", np.zeros((10, 10, 3), np.uint8))
+  code, _, err = run(capsys, "downscale", inputs / "odd.png", tmp_path / "other" / "odd.png",
+                     "--model", model_dir, "-o", tmp_path / "out")
+  assert code == 2
+  [line] = errors_of(err)
+  assert str(inputs / "odd.png") in line and str(tmp_path / "other" / "odd.png") in line
+  assert str(tmp_path / "out" / "odd.png") in line
+  assert not (tmp_path / "out").exists() and not loads
+
+
+def test_upscale_refuses_an_lr_recorded_for_another_scale(model_dir, x4_model_dir, inputs,
+                                                          tmp_path, capsys, loads, monkeypatch):
+  assert run(capsys, "downscale", inputs / "odd.png", "--model", model_dir,
+             "-o", tmp_path / "lr")[0] == 0
+  images.write_image(tmp_path / "plain.png", np.zeros((8, 8, 3), np.uint8))  # records nothing
+  lr = tmp_path / "lr" / "odd.png"
+  # The model's own scale (no --scale): that file fails, the others go on.
+  code, _, err = run(capsys, "upscale", lr, tmp_path / "plain.png", "--model", x4_model_dir,
+                     "-o", tmp_path / "hr")
+  assert code == 1
+  assert errors_of(err) == [f"error: {lr}: made by an x2 model (fgrn:scale=2), but the model is "
+                            f"x4; upscale it with an x2 model"]
+  assert sorted(p.name for p in (tmp_path / "hr").iterdir()) == ["plain.png"]
+  # --scale 4 picks the shipped x4 model: refused from the record alone, before it loads.
+  monkeypatch.setattr(inference, "default_model_path", lambda scale: x4_model_dir)
+  loads.clear()
+  code, _, err = run(capsys, "upscale", lr, "--scale", 4, "-o", tmp_path / "hr4")
+  assert code == 1 and len(errors_of(err)) == 1 and "x2" in err and "x4" in err
+  assert not (tmp_path / "hr4").exists() and not loads
+
+
+def test_output_folder_that_is_a_file_is_refused_before_any_work(model_dir, inputs, tmp_path,
+                                                                  capsys, loads):
+  (tmp_path / "file").write_text("x")
+  file = tmp_path / "file"
+  for flag, output, says in (("-o", file, f"-o {file} is a file"),
+                             ("-o", file / "out", f"-o {file / 'out'}: {file} is a file"),
+                             ("--lr-dir", file, f"--lr-dir {file} is a file")):
+    code, _, err = run(capsys, "roundtrip", inputs / "odd.png", "--model", model_dir,
+                       flag, output)
+    assert code == 2
+    assert errors_of(err) == [f"error: {says}, not a folder"]
+  assert file.read_text() == "x" and not loads
+
+
+@pytest.mark.parametrize("flags,says", [
+    (["--scale", "0"], "--scale 0"), (["--scale", "-2"], "--scale -2"),
+    (["--scale", "1"], "--scale 1"), (["--scale", "3"], "--scale 3"),
+    (["--tile", "-8"], "--tile -8"), (["--tile", "16"], "--tile 16 is too small"),
+])
+def test_bad_flags_are_refused_in_one_line_before_the_model_loads(model_dir, inputs, tmp_path,
+                                                                  capsys, loads, flags, says):
+  code, _, err = run(capsys, "roundtrip", inputs, "--model", model_dir, *flags)
+  assert code == 2
+  [line] = errors_of(err)
+  assert says in line and not loads
+
+
+def test_shipped_model_of_no_scale_is_refused_before_loading(inputs, tmp_path, capsys, loads):
+  code, _, err = run(capsys, "downscale", inputs, "--scale", 0, "-o", tmp_path / "o")
+  assert code == 2 and len(errors_of(err)) == 1 and "--scale 0" in err and not loads
+
+
+def test_tile_minimum_in_the_docs_is_the_one_the_code_enforces(tmp_path, inputs, capsys, loads):
+  docs = (ROOT / "docs" / "cli.md").read_text()
+  stated = int(re.search(r"naming the minimum: (\d+) for\s+the paper's x2", docs).group(1))
+  paper = config.x2()
+  assert f"{inference.receptive_margins(paper.model)[0]} LR pixels for the paper's x2" in docs
+  workdir.write_experiment(tmp_path / "paper", paper)  # no weights: refused before any load
+  code, _, err = run(capsys, "downscale", inputs, "--model", tmp_path / "paper", "-o",
+                     tmp_path / "o", "--tile", stated - 1)
+  assert code == 2
+  assert errors_of(err) == [f"error: --tile {stated - 1} is too small for this model (x2): use "
+                            f"at least {stated}, or 0 for whole images"]
+  assert not loads
+
+
+def test_input_errors_come_before_the_model_loads(model_dir, inputs, tmp_path, capsys, loads):
+  (inputs / "text.png").write_text("not an image")
+  (inputs / "empty.png").write_bytes(b"")
+  code, _, err = run(capsys, "downscale", inputs / "missing.png", inputs / "text.png",
+                     inputs / "empty.png", inputs / "odd.png", "--model", model_dir,
+                     "-o", tmp_path / "out")
+  assert code == 1
+  lines = err.splitlines()
+  assert [line for line in lines if line.startswith("error:")] == [
+      f"error: {inputs / 'missing.png'}: no such file or folder",
+      f"error: {inputs / 'text.png'}: not a readable image (corrupt, truncated or unknown format)",
+      f"error: {inputs / 'empty.png'}: empty file"]
+  assert max(i for i, line in enumerate(lines) if line.startswith("error:")) < \
+      lines.index("LOADING MODEL")
+  # With nothing left to do the model is not loaded at all.
+  loads.clear()
+  code, _, err = run(capsys, "downscale", inputs / "text.png", "--model", model_dir,
+                     "-o", tmp_path / "out2")
+  assert code == 1 and not loads and "0 done, 1 failed" in err
+
+
+# ---- what is said during and after a run ------------------------------------------------------
+
+def test_failed_file_gets_no_progress_line(model_dir, inputs, tmp_path, capsys):
+  data = images.encode("x.png", np.zeros((30, 30, 3), np.uint8))
+  (inputs / "truncated.png").write_bytes(data[:len(data) // 2])
+  code, _, err = run(capsys, "downscale", inputs / "truncated.png", inputs / "odd.png",
+                     "--model", model_dir, "-o", tmp_path / "out")
+  assert code == 1
+  progress = [line for line in err.splitlines() if line.startswith("[")]
+  assert len(progress) == 1 and "odd.png" in progress[0] and "images/s" in progress[0]
+  assert re.match(r"\[2/2\] ", progress[0])
+
+
+def test_mean_line_counts_only_images_that_have_the_metric(model_dir, inputs, tmp_path, capsys):
+  rng = np.random.default_rng(3)
+  images.write_image(inputs / "tiny.png", rng.integers(0, 256, (4, 6, 3), np.uint8))  # no PSNR
+  images.write_image(inputs / "small.png", rng.integers(0, 256, (12, 14, 3), np.uint8))  # no SSIM
+  code, out, err = run(capsys, "roundtrip", inputs / "odd.png", inputs / "tiny.png",
+                       inputs / "small.png", "--model", model_dir)
+  assert code == 0, err
+  assert re.search(r"^mean  PSNR \d+\.\d\d dB \(2 of 3 images\)  SSIM -?[\d.]+ \(1 of 3 images\)$",
+                   out, re.M), out
+  code, out, err = run(capsys, "roundtrip", inputs / "odd.png", inputs / "tiny.png",
+                       "--model", model_dir)
+  assert re.search(r"^mean of 1  PSNR \d+\.\d\d dB  SSIM -?[\d.]+$", out, re.M), out
+
+
+def test_no_output_folder_is_left_when_every_file_fails(model_dir, inputs, tmp_path, capsys):
+  data = images.encode("x.png", np.zeros((30, 30, 3), np.uint8))
+  (inputs / "truncated.png").write_bytes(data[:len(data) // 2])
+  code, _, err = run(capsys, "roundtrip", inputs / "truncated.png", "--model", model_dir,
+                     "-o", tmp_path / "new" / "hr", "--lr-dir", tmp_path / "new" / "lr")
+  assert code == 1 and len(errors_of(err)) == 1
+  assert not (tmp_path / "new").exists()

@@ -1,7 +1,9 @@
 """Tests for fgrn_tf/inference.py: sizes, tiles, gray/alpha/16-bit, metrics, safe batch writes."""
 
+import errno
 import math
 import os
+import pathlib
 
 import numpy as np
 import pytest
@@ -226,11 +228,14 @@ def test_collect_inputs_expands_files_folders_and_globs(tmp_path):
       [str(tmp_path / "sub"), str(tmp_path / "*.png"), str(tmp_path / "a.png"),
        str(tmp_path / "other" / "a.png"), str(tmp_path / "missing.png"), str(tmp_path / "*.gif")])
   assert [(j.source.name, str(j.name)) for j in jobs] == [
-      ("b.png", "b.png"), ("c.jpg", "deep/c.jpg"), ("a.png", "a.png")]
+      ("b.png", "b.png"), ("c.jpg", "deep/c.jpg"), ("a.png", "a.png"), ("a.png", "a.png")]
   errors = [f.error for f in failures]
-  assert any("already taken" in e and "other" in e for e in errors)
+  assert len(errors) == 2
   assert any(e.endswith("missing.png: no such file or folder") for e in errors)
   assert any("*.gif: no file matches" in e for e in errors)
+  # The two a.png are told apart by where their outputs go, not here: see check_targets.
+  with pytest.raises(inference.TargetClash, match="other"):
+    inference.check_targets("downscale", jobs, tmp_path / "out")
 
 
 def _run(backend, command, sources, out, **kwargs):
@@ -291,7 +296,7 @@ def test_an_interrupted_write_leaves_no_file(backend, tmp_path, monkeypatch):
   monkeypatch.setattr(os, "replace", interrupt)
   with pytest.raises(KeyboardInterrupt):
     _run(backend, "downscale", [tmp_path / "a.png"], tmp_path / "out")
-  assert list((tmp_path / "out").iterdir()) == []
+  assert not (tmp_path / "out").exists()  # nor the folder made for it
 
 
 def test_roundtrip_equals_upscale_of_the_downscaled_files(backend, tmp_path):
@@ -310,3 +315,84 @@ def test_roundtrip_equals_upscale_of_the_downscaled_files(backend, tmp_path):
     assert rt.bit_depth == original.bit_depth and (rt.alpha is None) == (original.alpha is None)
     for a, b in ((tmp_path / "rt", tmp_path / "hr"), (tmp_path / "rtlr", tmp_path / "lr")):
       assert (a / name).read_bytes() == (b / name).read_bytes()
+
+
+def test_clashing_targets_are_refused_before_anything_is_written(backend, tmp_path):
+  images.write_image(tmp_path / "in" / "a.png", photo(16, 18))
+  jobs, _ = inference.collect_inputs([str(tmp_path / "in")])
+  with pytest.raises(inference.TargetClash, match="the HR of .* and the LR of .*a.png"):
+    next(inference.rescale_files("roundtrip", backend, jobs, tmp_path / "out",
+                                 lr_dir=tmp_path / "out" / ".", overwrite=True))
+  assert not (tmp_path / "out").exists()
+
+
+def test_upscale_refuses_a_picture_recorded_for_another_scale(backend, tmp_path):
+  lr = inference.downscale_picture(backend, inference.Picture(photo(16, 18)))
+  assert lr.scale == 2
+  (tmp_path / "lr.png").write_bytes(inference.encode_picture(tmp_path / "lr.png", lr, scale=2))
+  assert inference.Picture.read(tmp_path / "lr.png").scale == 2
+  x4 = KerasBackend(tiny_model(seed=3, scale=4))
+  with pytest.raises(ValueError, match=r"an x2 model \(fgrn:scale=2\), but the model is x4"):
+    inference.upscale_picture(x4, lr)
+  assert inference.scale_mismatch(tmp_path / "lr.png", 2) is None
+  assert "x2" in inference.scale_mismatch(tmp_path / "lr.png", 4)
+  [r] = _run(x4, "upscale", [tmp_path / "lr.png"], tmp_path / "out")
+  assert r.error == f"{tmp_path / 'lr.png'}: made by an x2 model (fgrn:scale=2), but the model " \
+      f"is x4; upscale it with an x2 model"
+  assert not (tmp_path / "out").exists()
+
+
+def test_write_errors_name_the_target_not_the_temporary_file(backend, tmp_path, monkeypatch):
+  images.write_image(tmp_path / "a.png", photo(16, 18))
+
+  def fail(tmp, target):  # an OSError whose text is all paths, as some file systems raise
+    raise OSError(f"cannot rename {tmp} to {target}")
+
+  monkeypatch.setattr(os, "replace", fail)
+  [r] = _run(backend, "downscale", [tmp_path / "a.png"], tmp_path / "out")
+  assert r.error.startswith(f"{tmp_path / 'a.png'}: cannot write {tmp_path / 'out' / 'a.png'} (")
+  assert ".tmp" not in r.error
+
+
+def test_unreadable_input_is_one_error_not_an_exception(backend, tmp_path, monkeypatch):
+  images.write_image(tmp_path / "a.png", photo(16, 18))
+
+  def denied(path):
+    raise PermissionError(13, "Permission denied", str(path))
+
+  monkeypatch.setattr(images, "decode", denied)
+  [r] = _run(backend, "downscale", [tmp_path / "a.png"], tmp_path / "out")
+  assert r.error == f"{tmp_path / 'a.png'}: cannot read (Permission denied)"
+
+
+def test_roundtrip_whose_lr_cannot_be_written_keeps_no_hr(backend, tmp_path, monkeypatch):
+  images.write_image(tmp_path / "in" / "a.png", photo(16, 18))
+  real = images.write_atomic
+
+  def no_space_for_lr(path, data, overwrite=False):
+    if "lr" in pathlib.Path(path).parts:
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return real(path, data, overwrite=overwrite)
+
+  monkeypatch.setattr(images, "write_atomic", no_space_for_lr)
+  [r] = _run(backend, "roundtrip", [tmp_path / "in"], tmp_path / "hr", lr_dir=tmp_path / "lr")
+  assert r.error == (f"{tmp_path / 'in' / 'a.png'}: cannot write {tmp_path / 'lr' / 'a.png'} "
+                     f"(No space left on device)")
+  assert not (tmp_path / "hr").exists() and not (tmp_path / "lr").exists()
+
+
+def test_preflight_refuses_what_needs_no_model(tmp_path):
+  images.write_image(tmp_path / "in" / "good.png", photo(8, 8))
+  images.write_image(tmp_path / "in" / "taken.png", photo(8, 8))
+  (tmp_path / "in" / "text.png").write_text("hello")
+  (tmp_path / "in" / "empty.png").write_bytes(b"")
+  (tmp_path / "out").mkdir()
+  (tmp_path / "out" / "taken.png").write_bytes(b"precious")
+  jobs, _ = inference.collect_inputs([str(tmp_path / "in")])
+  passed, failures = inference.preflight("downscale", jobs, tmp_path / "out")
+  assert [j.source.name for j in passed] == ["good.png"]
+  errors = sorted(f.error.split(": ", 1)[1] for f in failures)
+  assert errors == ["empty file", "not a readable image (corrupt, truncated or unknown format)",
+                    f"output {tmp_path / 'out' / 'taken.png'} exists (pass --overwrite to "
+                    f"replace it)"]
+  assert not (tmp_path / "out" / "good.png").exists()  # checks make nothing

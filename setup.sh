@@ -7,3 +7,6 @@ python="${PYTHON:-python3}"
 .venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 # Only the protos: its metadata would pull the 572 MB `tensorflow` wheel over tensorflow-cpu.
 .venv/bin/pip install -q --disable-pip-version-check --no-deps tensorflow-serving-api==2.21.0
+# The project itself, editable: `fgrn_tf` imports from this checkout and the console scripts
+# (fgrn, fgrn-train, ...) land in .venv/bin. No dependencies: the pinned ones are above.
+.venv/bin/pip install -q --disable-pip-version-check --no-deps -e .

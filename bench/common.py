@@ -16,8 +16,6 @@ from collections.abc import Callable, Sequence
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
-if str(ROOT) not in sys.path:
-  sys.path.insert(0, str(ROOT))
 
 from fgrn_tf import tf_env  # noqa: E402
 

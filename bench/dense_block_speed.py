@@ -8,8 +8,8 @@ written) and the per-source one ("new", fgrn_tf.models.blocks), oneDNN off (TF's
 this AMD CPU) and on. CPU-seconds are the process's user+sys time, which other processes on a
 shared machine disturb much less than wall time.
 
-  python bench/dense_block_speed.py            # ~15 minutes on an idle 2-core CPU
-  python bench/dense_block_speed.py --quick    # tiny networks, x2 only: checks the code runs
+  python -m bench.dense_block_speed            # ~15 minutes on an idle 2-core CPU
+  python -m bench.dense_block_speed --quick    # tiny networks, x2 only: checks the code runs
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ import resource
 import statistics
 import sys
 import time
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from bench import common  # noqa: E402
 

@@ -9,9 +9,9 @@ starts; the LiteRT interpreter gets `num_threads`). The model is the shipped one
 (models/fgrn_x<s>/) when there is one, else the paper-sized network with untrained weights:
 latency does not depend on the weights, agreement does.
 
-  python bench/export_latency.py                          # x2 and x4; 256, 512 and 1024
-  python bench/export_latency.py --scales 2 --workdir RUN # a trained run instead
-  python bench/export_latency.py --quick                  # tiny network, 64x64, a smoke run
+  python -m bench.export_latency                          # x2 and x4; 256, 512 and 1024
+  python -m bench.export_latency --scales 2 --workdir RUN # a trained run instead
+  python -m bench.export_latency --quick                  # tiny network, 64x64, a smoke run
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import json
 import pathlib
 import sys
 import tempfile
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from bench import common  # noqa: E402
 

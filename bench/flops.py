@@ -5,15 +5,12 @@ the LR image, Gu before its depth-to-space), so a module's FLOPs per image are
 2 x (its conv kernel weights) x (LR pixels). TF's own counter (`tf.compat.v1.profiler` on a
 traced graph with static shapes) checks that count. The peak is a large float32 matmul.
 
-  python bench/flops.py --scales 2,4
+  python -m bench.flops --scales 2,4
 """
 
 from __future__ import annotations
 
-import pathlib
 import sys
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from bench import common  # noqa: E402
 

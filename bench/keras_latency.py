@@ -2,7 +2,7 @@
 
 One process per thread count (TensorFlow fixes its thread pools when it starts):
 
-  python bench/keras_latency.py --threads 2 --scales 2,4 --sizes 256,512,1024
+  python -m bench.keras_latency --threads 2 --scales 2,4 --sizes 256,512,1024
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ import argparse
 import pathlib
 import sys
 import time
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from bench import common  # noqa: E402
 

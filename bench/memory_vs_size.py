@@ -6,9 +6,9 @@ synthetic (smooth colour waves plus noise), square, of 1, 4, 16 and 64 megapixel
 the model is a preset's network with untrained weights unless `--workdir` names a trained one
 (memory and time do not depend on the weights).
 
-  .venv/bin/python bench/memory_vs_size.py                  # paper x2, 1-64 MP, tile 0 and 1024
-  .venv/bin/python bench/memory_vs_size.py --quick          # smoke model, small images, < 1 min
-  .venv/bin/python bench/memory_vs_size.py --sizes 1,4 --tiles 0,512,1024 --timeout 900
+  .venv/bin/python -m bench.memory_vs_size                  # paper x2, 1-64 MP, tile 0 and 1024
+  .venv/bin/python -m bench.memory_vs_size --quick          # smoke model, small images, < 1 min
+  .venv/bin/python -m bench.memory_vs_size --sizes 1,4 --tiles 0,512,1024 --timeout 900
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 TIME = "/usr/bin/time"
 
 from bench import common  # noqa: E402

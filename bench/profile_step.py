@@ -4,7 +4,7 @@ Runs the step under TF's profiler (`tf.profiler.experimental`), reads the trace 
 (XSpace protobuf) and sums the time of each executed op by op type and by module (Gd, F, Gu).
 Op times are summed over threads, so with 2 threads they can exceed the wall time.
 
-  python bench/profile_step.py --scales 2,4
+  python -m bench.profile_step --scales 2,4
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import re
 import sys
 import tempfile
 import time
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from bench import common  # noqa: E402
 

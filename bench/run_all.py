@@ -1,7 +1,7 @@
 """Runs every FGRN benchmark and writes BENCHMARKS.md, a CSV and PNG plots.
 
-  .venv/bin/python bench/run_all.py           # full: paper-sized x2/x4 networks, ~15 min
-  .venv/bin/python bench/run_all.py --quick   # tiny networks and images: checks the code (CI)
+  .venv/bin/python -m bench.run_all           # full: paper-sized x2/x4 networks, ~15 min
+  .venv/bin/python -m bench.run_all --quick   # tiny networks and images: checks the code (CI)
 
 Measured here (each thread count or device layout in a fresh process, since TensorFlow fixes
 both when it starts): Keras latency of downscale, upscale and round trip at 256, 512 and 1024
@@ -26,8 +26,6 @@ import pathlib
 import re
 import sys
 import time
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from bench import common  # noqa: E402
 
@@ -561,7 +559,7 @@ def write_report(results: dict, plots: list[str], out: pathlib.Path,
   nets = ("the smoke preset's tiny network at each scale" if quick else
           "untrained paper-sized networks (`fgrn_tf.config.x2().model`, `x4().model`)")
   lines += [
-      f"Written by `python bench/run_all.py{' --quick' if quick else ''}` on {info['date']}; "
+      f"Written by `python -m bench.run_all{' --quick' if quick else ''}` on {info['date']}; "
       f"{nets}. Speed does not depend on the weights.", "",
       "## Machine", "", *machine_table(results), "",
       "When each section was measured, on which machine (the table above), with the load "

@@ -5,7 +5,7 @@ quantized LR, so F^-1(lr) is near x but not on the grid. This prints, for a trai
 set of images, how often rounding F^-1(lr) recovers x exactly, and the HR PSNR (RGB, 0..255)
 with and without snapping.
 
-  python bench/snapping.py --model runs/quick --images ../shared/datasets/Set5
+  python -m bench.snapping --model runs/quick --images ../shared/datasets/Set5
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import argparse
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from bench import common  # noqa: E402
 from fgrn_tf import tf_env  # noqa: E402
 

@@ -3,8 +3,8 @@
 Default and XLA share one process on one device; MirroredStrategy over 2 logical CPUs needs a
 process of its own (logical devices are fixed before TensorFlow initialises):
 
-  python bench/train_modes.py --modes default,xla --scales 2,4
-  python bench/train_modes.py --modes mirrored --scales 2,4
+  python -m bench.train_modes --modes default,xla --scales 2,4
+  python -m bench.train_modes --modes mirrored --scales 2,4
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import pathlib
 import resource
 import sys
 import time
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from bench import common  # noqa: E402
 

@@ -2,7 +2,7 @@
 real input pipeline and by a constant batch (the pipeline must not be the bottleneck).
 
 A benchmark, not a test: it prints a table (and the load average, since the CPU may be shared).
-    .venv/bin/python bench/train_throughput.py [--data_dirs DIR,...] [--steps 10] [--quick]
+    .venv/bin/python -m bench.train_throughput [--data_dirs DIR,...] [--steps 10] [--quick]
 `--quick` runs the smoke network on 32x32 patches for a few steps (under a minute) to check
 that the script works; its numbers mean nothing.
 """
@@ -15,8 +15,6 @@ import os
 import pathlib
 import sys
 import time
-
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from bench import common  # noqa: E402
 

@@ -1,11 +1,9 @@
-"""Shared test setup: quiet TF, the repo on sys.path, paths to ../shared."""
+"""Shared test setup: quiet TF, paths to ../shared. (`fgrn_tf` is installed by setup.sh.)"""
 
 import os
 import pathlib
-import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from fgrn_tf import tf_env  # noqa: E402
 

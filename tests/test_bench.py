@@ -21,7 +21,7 @@ def test_quick_run_writes_report_csv_and_plots(tmp_path):
   root_report = ROOT / "BENCHMARKS.md"
   before = root_report.stat().st_mtime_ns if root_report.exists() else None
   proc = subprocess.run(
-      [sys.executable, str(ROOT / "bench" / "run_all.py"), "--quick", "--results_dir",
+      [sys.executable, "-m", "bench.run_all", "--quick", "--results_dir",
        str(tmp_path / "results"), "--report", str(report),
        "--skip", "train_throughput,export_latency,memory_vs_size"],
       cwd=ROOT, capture_output=True, text=True, timeout=900)

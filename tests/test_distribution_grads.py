@@ -1,5 +1,6 @@
 """Losses are right under tf.distribute: 2 logical CPUs give the gradients of 1 device."""
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -7,12 +8,10 @@ import textwrap
 from conftest import ROOT
 
 SCRIPT = textwrap.dedent("""
-    import sys
     import numpy as np
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    sys.path.insert(0, "tests")
     from helpers import random_images, tiny_model
     from fgrn_tf import losses
     from fgrn_tf.data.imresize import bicubic_downscale
@@ -43,8 +42,9 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_same_gradients_on_one_device_and_two_logical_cpus():
+  env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}  # for the tests' helpers module
   result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env=env)
   assert result.returncode == 0, result.stderr[-3000:]
   words = result.stdout.split()
   replicas = int(words[words.index("REPLICAS") + 1])

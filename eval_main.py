@@ -37,19 +37,27 @@ _NIQE_PARAMS = flags.DEFINE_string(
     "NIQE pristine model (.npz with mu_pris_param, cov_pris_param, gaussian_window). "
     "Default: $FGRN_NIQE_PARAMS, else ../shared/metrics/niqe_pris_params.npz; 'none' skips NIQE.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Draw a progress bar over images on stderr.")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Replace results.json, results.md and figures already in --output_dir.")
+_MAX_PIXELS = flags.DEFINE_integer(
+    "max_pixels", None, "Skip image files of more pixels than this. Default: $FGRN_MAX_PIXELS, "
+    "else 2**27 (134 million).", lower_bound=1)
 flags.mark_flag_as_required("output_dir")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from fgrn_tf.data import images
+
+  images.set_max_pixels(_MAX_PIXELS.value, flag="--max_pixels")  # before Keras imports cv2
   from fgrn_tf import eval_lib
 
   try:
     results = eval_lib.evaluate(
         _METHOD.value, _SCALE.value, _DATASETS.value.split(","), _OUTPUT_DIR.value,
         model=_MODEL.value, data_root=_DATA_ROOT.value, niqe_params=_NIQE_PARAMS.value,
-        progress=_PROGRESS.value)
+        progress=_PROGRESS.value, overwrite=_OVERWRITE.value)
   except eval_lib.EvalError as e:
     print(f"eval_main.py: error: {e}", file=sys.stderr)
     return 1
@@ -58,8 +66,11 @@ def main(argv):
       if m["psnr"] is None:
         print(f"{name} x{results['scale']} {method}: no image evaluated")
       else:
+        skipped = len(entry["skipped"])
+        covers = (f"{m['images']} images" if not skipped else
+                  f"{m['images']} of {entry['files']} images; {skipped} skipped, see results.md")
         print(f"{name} x{results['scale']} {method}: PSNR {m['psnr']:.2f} dB  "
-              f"SSIM {m['ssim']:.4f}  ({m['images']} images)")
+              f"SSIM {m['ssim']:.4f}  ({covers})")
   print(f"wrote {os.path.join(_OUTPUT_DIR.value, 'results.json')} and results.md")
   return 0
 

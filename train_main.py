@@ -44,6 +44,9 @@ _HALVING = flags.DEFINE_integer("lr_halving_steps", None,
 _EPOCH = flags.DEFINE_integer("steps_per_epoch", None,
                               "Steps between backups, validation and TensorBoard summaries.")
 _SEED = flags.DEFINE_integer("seed", None, "Seed for weights, patches and augmentation.")
+_MAX_PIXELS = flags.DEFINE_integer(
+    "max_pixels", None, "Refuse (skip) image files of more pixels than this. Default: "
+    "$FGRN_MAX_PIXELS, else 2**27 (134 million).", lower_bound=1)
 
 
 def experiment_from_flags() -> config.Experiment:
@@ -65,6 +68,9 @@ def experiment_from_flags() -> config.Experiment:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from fgrn_tf.data import images
+
+  images.set_max_pixels(_MAX_PIXELS.value, flag="--max_pixels")  # before Keras imports cv2
   from fgrn_tf import train_lib
   from fgrn_tf.data.pipeline import DataError
 

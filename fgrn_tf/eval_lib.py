@@ -16,6 +16,7 @@ import math
 import os
 import pathlib
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -30,6 +31,12 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 DATA_ROOT_ENV = "FGRN_DATA_ROOT"
 METHODS = ("bicubic", "fgrn")
 DISPLAY = {"bicubic": "Bicubic", "fgrn": "FGRN"}
+RESULTS_JSON = "results.json"
+RESULTS_MD = "results.md"
+# The PNG "Software" text of every figure written here: how a later run tells its own figures
+# from the images of a dataset folder given as --output_dir by mistake.
+FIGURE_SOFTWARE = "fgrn-tf eval_main.py"
+_FIGURE_MARK = b"Software\x00" + FIGURE_SOFTWARE.encode()
 
 # Published rows (PSNR, SSIM): bicubic as in every SR/rescaling paper, FGRN from its Table 1.
 PUBLISHED = {
@@ -177,6 +184,121 @@ def min_side(scale: int) -> int:
   return side + (-side % scale)
 
 
+# ---- where the results go -----------------------------------------------------------------
+
+def check_output_dir(output_dir) -> pathlib.Path:
+  """EvalError (one line) unless `output_dir` is a folder, or can be made one, that this
+  process can write in. Cheap, and run before anything is loaded, so a typo in the last flag
+  does not cost a whole evaluation."""
+  out = pathlib.Path(output_dir).expanduser()
+  if os.path.lexists(out) and not out.is_dir():
+    raise EvalError(f"--output_dir {out}: exists and is not a folder")
+  base = out
+  while not os.path.lexists(base) and base != base.parent:
+    base = base.parent
+  if not base.is_dir():
+    raise EvalError(f"--output_dir {out}: {base} is not a folder")
+  try:
+    # Permission bits do not tell (root ignores them; read-only mounts, /proc): try it.
+    os.rmdir(tempfile.mkdtemp(prefix=".eval-probe-", dir=base))
+  except OSError as e:
+    raise EvalError(f"--output_dir {out}: cannot write in {base} "
+                    f"({e.strerror or e})") from None
+  return out
+
+
+def _is_our_figure(path: pathlib.Path) -> bool:
+  try:
+    with open(path, "rb") as f:
+      head = f.read(4096)  # matplotlib writes its text chunks right after the header
+  except OSError:
+    return False
+  return head.startswith(b"\x89PNG") and _FIGURE_MARK in head
+
+
+def _listed_figures(out: pathlib.Path) -> set[str]:
+  """Figures named by a results.json already in `out` (also those written before figures
+  carried FIGURE_SOFTWARE)."""
+  try:
+    old = json.loads((out / RESULTS_JSON).read_text())
+    return {d["figure"] for d in old["datasets"].values() if isinstance(d.get("figure"), str)}
+  except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    return set()
+
+
+def _foreign_image(out: pathlib.Path) -> str | None:
+  """The name of an image file directly in `out` that no evaluation wrote, if there is one."""
+  listed = None
+  with os.scandir(out) as entries:
+    for entry in entries:
+      if pathlib.Path(entry.name).suffix.lower() not in images.IMAGE_EXTENSIONS:
+        continue
+      if not entry.is_file() or _is_our_figure(pathlib.Path(entry.path)):
+        continue
+      listed = _listed_figures(out) if listed is None else listed
+      if entry.name not in listed:
+        return entry.name
+  return None
+
+
+def output_files(sets: Sequence[Dataset], scale: int) -> list[str]:
+  return [RESULTS_JSON, RESULTS_MD, *(f"{ds.name}_x{scale}.png" for ds in sets)]
+
+
+def check_outputs(out: pathlib.Path, sets: Sequence[Dataset], scale: int,
+                  overwrite: bool) -> None:
+  """EvalError (one line) when writing the results into `out` would change what is evaluated
+  (it is, or is inside, a dataset folder; it holds images this tool did not write) or replace
+  results without `overwrite`."""
+  real = out.resolve()
+  for ds in sets:
+    root = ds.path.resolve()
+    if real == root or root in real.parents:
+      raise EvalError(f"--output_dir {out} is inside the dataset {ds.name} ({ds.path}) being "
+                      f"evaluated: the next run would count the figures as images; choose "
+                      f"another folder")
+  if real.is_dir():
+    try:
+      foreign = _foreign_image(real)
+    except OSError as e:
+      raise EvalError(f"--output_dir {out}: cannot list it ({e.strerror or e})") from None
+    if foreign:
+      raise EvalError(f"--output_dir {out} holds images eval_main.py did not write "
+                      f"({foreign}): an image folder? choose another folder")
+  for name in output_files(sets, scale):
+    path = out / name
+    if not os.path.lexists(path):
+      continue
+    if not path.is_file():
+      raise EvalError(f"{path}: exists and is not a file")
+    if not overwrite:
+      raise EvalError(f"{path} exists (pass --overwrite to replace the results in {out})")
+
+
+def _write_outputs(out: pathlib.Path, files: dict[str, bytes], overwrite: bool) -> None:
+  """Writes every file (each atomically); on a failure removes those this call created, so a
+  full disk leaves the old results or none, and one line naming the file."""
+  created = []
+  path = out
+  try:
+    out.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+      path = out / name
+      new = not os.path.lexists(path)
+      images.write_atomic(path, data, overwrite=overwrite)
+      if new:
+        created.append(path)
+  except OSError as e:
+    for p in created:
+      p.unlink(missing_ok=True)
+    if isinstance(e, FileExistsError) and path != out:  # appeared since check_outputs
+      raise EvalError(f"{path} exists (pass --overwrite to replace the results in {out})"
+                      ) from None
+    # Named here: the errno text of an atomic write names its hidden temporary file.
+    raise EvalError(f"{path}: cannot write ({os.strerror(e.errno) if e.errno else e})"
+                    ) from None
+
+
 # ---- per image ------------------------------------------------------------------------------
 
 def _y8(rgb: np.ndarray) -> np.ndarray:
@@ -264,18 +386,22 @@ def _summary(records: list[dict], niqe_on: bool) -> dict:
 
 
 def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output_dir,
-             model=None, data_root=None, niqe_params=None, progress: bool = True) -> dict:
+             model=None, data_root=None, niqe_params=None, progress: bool = True,
+             overwrite: bool = False) -> dict:
   """Evaluates methods on datasets and writes results.json, results.md and figures.
 
   Args:
     methods: names from METHODS.
     scale: integer rescaling factor.
     datasets: names under the data root, or paths.
-    output_dir: where the outputs go (created).
+    output_dir: where the outputs go (created). Refused, before anything is loaded, when it
+      cannot be written, is or is inside a dataset being evaluated, or holds images this
+      tool did not write.
     model: FGRN model path for the "fgrn" method (None: models/fgrn_x{scale}/).
     data_root: folder of named datasets (None: `default_data_root()`).
     niqe_params: path of the NIQE pristine model, None for the default, or "none" to skip NIQE.
     progress: draw a progress bar on stderr.
+    overwrite: replace results.json, results.md and figures already in `output_dir`.
 
   Returns:
     The results dict also written to results.json.
@@ -286,7 +412,9 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
   if not isinstance(scale, int) or scale < 2:
     raise EvalError(f"--scale must be an integer >= 2, got {scale!r}")
   names = parse_methods(methods)
+  output_dir = check_output_dir(output_dir)
   sets = resolve_datasets(datasets, data_root)
+  check_outputs(output_dir, sets, scale, overwrite)
   params = None
   if not (isinstance(niqe_params, str) and niqe_params.lower() == "none"):
     try:
@@ -296,7 +424,7 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
   runners = {"bicubic": bicubic_method(scale)}
   if "fgrn" in names:
     runners["fgrn"] = fgrn_method(model, scale)
-  output_dir = pathlib.Path(output_dir)
+  figures: dict[str, bytes] = {}  # written with the results, once everything has run
 
   results = {
     "scale": scale,
@@ -353,15 +481,14 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
       entry["methods"][n] = {**_summary(records[n], params is not None), "per_image": records[n]}
     if figure_data is not None:
       fig_name = f"{ds.name}_x{scale}.png"
-      write_figure(output_dir / fig_name, *figure_data, scale=scale)
+      figures[fig_name] = render_figure(*figure_data, scale=scale)
       entry["figure"] = fig_name
     results["datasets"][ds.name] = entry
 
-  output_dir.mkdir(parents=True, exist_ok=True)
-  images.write_atomic(output_dir / "results.json",
-                      (json.dumps(_json_safe(results), indent=1) + "\n").encode(), overwrite=True)
-  images.write_atomic(output_dir / "results.md", render_markdown(results).encode(),
-                      overwrite=True)
+  # results.json last: when it is there, so is everything it names.
+  _write_outputs(output_dir, {
+      **figures, RESULTS_MD: render_markdown(results).encode(),
+      RESULTS_JSON: (json.dumps(_json_safe(results), indent=1) + "\n").encode()}, overwrite)
   return results
 
 
@@ -405,6 +532,11 @@ def render_markdown(results: dict) -> str:
   sets = list(results["datasets"])
   names = results["methods"]
   niqe_on = results["protocol"]["niqe"] != "not computed"
+  # A column's means are over the images evaluated; say so where files were skipped, or the
+  # row reads as a mean over the whole set (the published rows are).
+  columns = [s if results["datasets"][s]["evaluated"] == results["datasets"][s]["files"]
+             else f"{s} ({results['datasets'][s]['evaluated']} of "
+                  f"{results['datasets'][s]['files']} images)" for s in sets]
   md = [f"# Evaluation x{scale}", ""]
   if results.get("model"):
     md += [f"Model: `{results['model']}`", ""]
@@ -424,7 +556,7 @@ def render_markdown(results: dict) -> str:
     if any(s in pub for s in sets):
       rows.append([f"{DISPLAY[n]} ({'published' if n == 'bicubic' else 'paper'})"] + [
           f"{pub[s][0]:.2f} / {pub[s][1]:.4f}" if s in pub else "—" for s in sets])
-  md += _table(["Method"] + sets, rows) + [""]
+  md += _table(["Method"] + columns, rows) + [""]
 
   md += [f"## LR quality: NIQE / PIQE of the LR (Y; lower is better), x{scale}", ""]
   rows = []
@@ -445,7 +577,7 @@ def render_markdown(results: dict) -> str:
     if any(s in pub for s in sets):
       rows.append([f"{DISPLAY[n]} LR (paper Table 2)"] + [
           f"{pub[s][0]:.3f} / {pub[s][1]:.3f}" if s in pub else "—" for s in sets])
-  md += _table(["Method"] + sets, rows)
+  md += _table(["Method"] + columns, rows)
   md += ["", "NIQE is the mean over the images where it is defined; \"k/n undef.\" counts LR "
          "images whose block statistics give no covariance (under 192 px on both sides: one "
          "96-px block). The paper's values come from another implementation; compare methods "
@@ -454,7 +586,7 @@ def render_markdown(results: dict) -> str:
   md += [f"## LR PSNR (dB) against the bicubic LR (Y, no border), x{scale}", ""]
   rows = [[DISPLAY[n]] + [_fmt(results["datasets"][s]["methods"][n]["lr_psnr"], 2)
                           for s in sets] for n in names]
-  md += _table(["Method"] + sets, rows) + [""]
+  md += _table(["Method"] + columns, rows) + [""]
 
   skipped = [(s, k) for s in sets for k in results["datasets"][s]["skipped"]]
   md += ["## Images", ""]
@@ -479,11 +611,17 @@ def _crop_box(h: int, w: int, scale: int):
   return top - top % scale, left - left % scale, side
 
 
-def write_figure(path, image_name: str, hr: np.ndarray, outputs: dict, scale: int) -> None:
-  """One PNG: a crop of HR, bicubic up, FGRN up, FGRN LR and bicubic LR, PSNR under each.
+def write_figure(path, image_name: str, hr: np.ndarray, outputs: dict, scale: int,
+                 overwrite: bool = True) -> None:
+  """`render_figure` written (atomically) to `path`."""
+  images.write_atomic(path, render_figure(image_name, hr, outputs, scale), overwrite=overwrite)
+
+
+def render_figure(image_name: str, hr: np.ndarray, outputs: dict, scale: int) -> bytes:
+  """One PNG: a crop of HR, bicubic up, FGRN up, FGRN LR and bicubic LR, PSNR under each,
+  tagged with FIGURE_SOFTWARE.
 
   Args:
-    path: PNG file to write (atomically).
     image_name: shown in the title.
     hr: uint8 HR `[H, W, 3]`.
     outputs: method -> (lr, sr, record with "psnr" and "lr_psnr").
@@ -517,5 +655,5 @@ def write_figure(path, image_name: str, hr: np.ndarray, outputs: dict, scale: in
                fontsize=10)
   fig.tight_layout()
   buf = io.BytesIO()
-  fig.savefig(buf, format="png")
-  images.write_atomic(path, buf.getvalue(), overwrite=True)
+  fig.savefig(buf, format="png", metadata={"Software": FIGURE_SOFTWARE})
+  return buf.getvalue()

@@ -9,6 +9,7 @@ moment loses at most the steps since its last backup and never leaves a partial 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -124,23 +125,46 @@ def _replace_into(tmp: pathlib.Path, final: pathlib.Path) -> None:
   os.replace(tmp, final)
 
 
-def save_weights_atomic(model: keras.Model, path) -> None:
-  """`model.save_weights` to a temporary name beside `path`, then renamed into place."""
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the .weights.h5 suffix
-  try:
-    model.save_weights(tmp)
-    _replace_into(tmp, path)
-  finally:
+def _naming_target(e: OSError, tmp: pathlib.Path, target: pathlib.Path) -> OSError:
+  """`e` as the same kind of error about `target`: the user never saw the temporary name that
+  the errno text (and h5py's message) carries."""
+  if e.errno:
+    return OSError(e.errno, os.strerror(e.errno), str(target))
+  return OSError(f"{target}: {str(e).replace(str(tmp), str(target))}")
+
+
+def _discard(tmp: pathlib.Path) -> None:
+  with contextlib.suppress(OSError):  # an error here would hide the one being reported
     tmp.unlink(missing_ok=True)
 
 
+def save_weights_atomic(model: keras.Model, path) -> None:
+  """`model.save_weights` to a temporary name beside `path`, then renamed into place.
+
+  Raises OSError naming `path` (not the temporary file) when it cannot be written."""
+  path = pathlib.Path(path)
+  tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")  # keeps the .weights.h5 suffix
+  try:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save_weights(tmp)
+    _replace_into(tmp, path)
+  except OSError as e:
+    raise _naming_target(e, tmp, path) from None
+  finally:
+    _discard(tmp)
+
+
 def write_json_atomic(path, data: dict) -> None:
+  """JSON to a temporary name beside `path`, then renamed into place (OSError names `path`)."""
   path = pathlib.Path(path)
   tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-  tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
-  _replace_into(tmp, path)
+  try:
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    _replace_into(tmp, path)
+  except OSError as e:
+    raise _naming_target(e, tmp, path) from None
+  finally:
+    _discard(tmp)
 
 
 def read_state(workdir) -> dict:
@@ -411,6 +435,11 @@ def _data(experiment: Experiment):
   return image_set, val
 
 
+def _os_error_text(e: OSError) -> str:
+  reason = e.strerror or str(e)
+  return f"{e.filename}: {reason}" if e.filename else reason
+
+
 def train(experiment: Experiment, workdir, strategy=None, stream=None) -> Summary:
   """Trains (or continues training) `experiment` in `workdir`.
 
@@ -422,30 +451,48 @@ def train(experiment: Experiment, workdir, strategy=None, stream=None) -> Summar
     stream: where progress goes (default stdout).
 
   Returns:
-    A Summary. Raises TrainError / pipeline.DataError (one-line messages) on bad input or
-    a loss that became NaN or infinite (the weights on disk stay the last good ones).
+    A Summary. Raises TrainError / pipeline.DataError (one-line messages) on bad input, a
+    workdir another run holds, a file that cannot be written, or a loss that became NaN or
+    infinite (the weights on disk stay the last good ones).
   """
   stream = stream or sys.stdout
   check_experiment(experiment)
   workdir = pathlib.Path(workdir)
+  strategy = strategy or choose_strategy()
+  chief, worker_index, _ = worker_info(strategy)
+  # Workers of one cluster may share the workdir: the chief locks it (and everything only it
+  # writes), each other worker locks only the backup it writes, so a second cluster or a
+  # second plain run on the same workdir is refused while the first one's workers all run.
+  lock_name = wd.LOCK if chief else f"train.worker{worker_index}.lock"
+  try:
+    with wd.lock(workdir, lock_name):
+      return _train(experiment, workdir, strategy, chief, worker_index, stream)
+  except wd.WorkdirBusyError as e:
+    raise TrainError(str(e)) from None
+  except OSError as e:
+    state = read_state(workdir) if workdir.is_dir() else {}
+    kept = f"; {workdir} keeps step {state['step']}" if state.get("step") else ""
+    raise TrainError(f"{_os_error_text(e)}{kept}") from None
+
+
+def _train(experiment: Experiment, workdir: pathlib.Path, strategy, chief: bool,
+           worker_index: int, stream) -> Summary:
   t = experiment.train
   state = read_state(workdir)
   if (workdir / wd.CONFIG).is_file():
     try:
       saved = wd.read_experiment(workdir)
-    except (ValueError, KeyError, TypeError) as e:
-      raise TrainError(f"{workdir / wd.CONFIG}: unreadable ({e}); use a new --workdir") from None
+    except wd.WorkdirError as e:
+      raise TrainError(f"{e}; use a new --workdir") from None
     changes = check_resumable(saved, experiment)
     if changes:
       print(f"continuing with changed settings: {'; '.join(changes)}", file=stream)
     if state.get("step", 0) >= t.steps:
       return _summary_from_state(state, t.steps, 0.0, True)
 
-  strategy = strategy or choose_strategy()
   if t.batch_size % strategy.num_replicas_in_sync:
     raise TrainError(f"batch size {t.batch_size} does not split over "
                      f"{strategy.num_replicas_in_sync} replicas")
-  chief, worker_index, _ = worker_info(strategy)
   image_set, val_images = _data(experiment)
   print(image_set.summary() + f"; {len(val_images)} validation images", file=stream)
 
@@ -457,7 +504,11 @@ def train(experiment: Experiment, workdir, strategy=None, stream=None) -> Summar
   model = build_model(experiment, strategy)
   backup = workdir / BACKUP / (BACKUP_WEIGHTS if chief else f"worker{worker_index}.weights.h5")
   if backup.is_file():
-    model.load_weights(backup)
+    try:
+      model.load_weights(backup)
+    except Exception as e:  # noqa: BLE001 -- h5py/Keras messages name no file
+      raise TrainError(f"{backup}: cannot resume from this backup ({wd.error_line(e)}); move "
+                       "it away to restart from step 0, or use a new --workdir") from None
   start = current_step(model)
   if start % t.steps_per_epoch:
     raise TrainError(f"{backup}: step {start} is not at an epoch boundary; use a new --workdir")

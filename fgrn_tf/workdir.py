@@ -6,52 +6,120 @@ Layout (written by `train_lib`, read by evaluation, export and the command-line 
   last.weights.h5       weights at the end of the last finished epoch
   backup/               BackupAndRestore state for resuming (not for inference)
   tensorboard/          summaries
+  train.lock            held (flock) by the run training in it; says which process that is
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import errno
+import fcntl
+import json
 import os
 import pathlib
+import socket
 
 from fgrn_tf.config import Experiment
 
 CONFIG = "config.json"
 BEST_WEIGHTS = "best.weights.h5"
 LAST_WEIGHTS = "last.weights.h5"
+LOCK = "train.lock"
+# Where an HDF5 superblock may start (a user block moves it to a power of two >= 512).
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_HDF5_OFFSETS = (0, 512, 1024, 2048, 4096)
 
 
 class ModelNotFoundError(FileNotFoundError):
   """A path names no trained model (with one line on what was looked for)."""
 
 
+class WorkdirError(ValueError):
+  """A workdir file is there but unusable (corrupt, truncated, another network's); the
+  one-line message starts with the file's path."""
+
+
+class WorkdirBusyError(RuntimeError):
+  """Another process holds the workdir's lock (the message says which)."""
+
+
 def read_experiment(workdir) -> Experiment:
   path = pathlib.Path(workdir) / CONFIG
   if not path.is_file():
     raise ModelNotFoundError(f"{workdir}: not a training workdir (no {CONFIG})")
-  return Experiment.from_json(path.read_text())
+  try:
+    return Experiment.from_json(path.read_text())
+  except OSError as e:
+    raise WorkdirError(f"{path}: cannot read ({e.strerror or e})") from None
+  except UnicodeDecodeError:
+    raise WorkdirError(f"{path}: not a config file (not UTF-8 text)") from None
+  except json.JSONDecodeError as e:
+    raise WorkdirError(f"{path}: not a config file (invalid JSON: {e})") from None
+  except KeyError as e:
+    raise WorkdirError(f"{path}: not an FGRN config (no {e.args[0]!r} entry)") from None
+  except (TypeError, ValueError, AttributeError) as e:
+    raise WorkdirError(f"{path}: not an FGRN config ({e})") from None
 
 
 def write_experiment(workdir, experiment: Experiment) -> None:
   """Writes config.json atomically (a temporary file renamed into place): a run killed at any
   moment leaves the old file or the new one, never a partial one."""
   path = pathlib.Path(workdir)
-  path.mkdir(parents=True, exist_ok=True)
+  target = path / CONFIG
   tmp = path / f".{CONFIG}.{os.getpid()}.tmp"
-  tmp.write_text(experiment.to_json())
-  os.replace(tmp, path / CONFIG)
+  try:
+    path.mkdir(parents=True, exist_ok=True)
+    tmp.write_text(experiment.to_json())
+    os.replace(tmp, target)
+  except OSError as e:
+    with contextlib.suppress(OSError):
+      tmp.unlink(missing_ok=True)
+    # The errno text would name the hidden temporary file; the user knows only the target.
+    raise OSError(e.errno, os.strerror(e.errno) if e.errno else str(e), str(target)) from None
+
+
+def _check_weights_file(path: pathlib.Path) -> None:
+  """WorkdirError unless `path` starts like an HDF5 file: a cheap test, before TensorFlow."""
+  try:
+    with open(path, "rb") as f:
+      head = f.read(_HDF5_OFFSETS[-1] + len(_HDF5_SIGNATURE))
+  except OSError as e:
+    raise WorkdirError(f"{path}: cannot read ({e.strerror or e})") from None
+  if not head:
+    raise WorkdirError(f"{path}: empty file (not Keras weights)")
+  if not any(head[o:o + len(_HDF5_SIGNATURE)] == _HDF5_SIGNATURE for o in _HDF5_OFFSETS):
+    raise WorkdirError(f"{path}: not a Keras weights file (no HDF5 signature; corrupt or "
+                       "truncated)")
 
 
 def weights_path(workdir) -> pathlib.Path:
-  """The weights inference should use: best by validation PSNR, else the last saved."""
+  """The weights inference should use: best by validation PSNR, else the last saved.
+
+  Raises ModelNotFoundError when there are none and WorkdirError when the file is not HDF5
+  (never falls back to the other file: a corrupt best must not pass silently)."""
   workdir = pathlib.Path(workdir)
   for name in (BEST_WEIGHTS, LAST_WEIGHTS):
     if (workdir / name).is_file():
+      _check_weights_file(workdir / name)
       return workdir / name
   raise ModelNotFoundError(f"{workdir}: no trained weights ({BEST_WEIGHTS} or {LAST_WEIGHTS})")
 
 
+def error_line(e: BaseException) -> str:
+  """An exception's message on one line: its first line, and the next when the first only
+  introduces it (Keras' "... for object <Conv2D name=head>:")."""
+  lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+  if not lines:
+    return type(e).__name__
+  return " ".join(lines[:2]) if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+
+
 def load_model(path):
-  """Loads an FGRN from a training workdir (config.json + weights) or a `.keras` file."""
+  """Loads an FGRN from a training workdir (config.json + weights) or a `.keras` file.
+
+  Raises ModelNotFoundError (nothing there) or WorkdirError (a file there is unusable; the
+  message starts with its path: Keras' and h5py's own messages name no file)."""
   import keras
 
   from fgrn_tf.models.fgrn import FGRN
@@ -60,8 +128,76 @@ def load_model(path):
   if path.suffix == ".keras":
     if not path.is_file():
       raise ModelNotFoundError(f"{path}: no such model file")
-    return keras.models.load_model(path, compile=False)
+    try:
+      return keras.models.load_model(path, compile=False)
+    except Exception as e:  # noqa: BLE001 -- zip, JSON, HDF5 or layer errors alike
+      raise WorkdirError(f"{path}: cannot load the model ({error_line(e)})") from None
   experiment = read_experiment(path)
   model = FGRN(experiment.model)
-  model.load_weights(weights_path(path))
+  weights = weights_path(path)
+  try:
+    model.load_weights(weights)
+  except Exception as e:  # noqa: BLE001 -- h5py and Keras raise OSError, ValueError, KeyError
+    raise WorkdirError(f"{weights}: cannot load into the network of {path / CONFIG} "
+                       f"({error_line(e)})") from None
   return model
+
+
+# ---- the lock ------------------------------------------------------------------------------------
+
+def _holder(path: pathlib.Path) -> str:
+  try:
+    info = json.loads(path.read_text())
+    return f"pid {info['pid']} on {info['host']}, started {info['started']}"
+  except (OSError, ValueError, KeyError, TypeError):
+    # Taken a moment ago and not yet filled in, or written by something else.
+    return "a process that has not said who it is"
+
+
+@contextlib.contextmanager
+def lock(workdir, name: str = LOCK):
+  """Holds an exclusive flock on `workdir/name` for the duration (creating the workdir).
+
+  The kernel drops the lock when the holder exits, however it dies, so a run killed with
+  SIGKILL never blocks the next. The file stays (unlinking it would let a waiting process lock
+  an orphaned inode while a third locks a new file) and tells a refused run who holds it.
+  A workdir this call created is removed again if nothing but the lock file was put in it.
+
+  Raises:
+    WorkdirBusyError: another process (or another open of this one) holds the lock.
+    OSError: the workdir or the lock file cannot be made (naming the path).
+  """
+  workdir = pathlib.Path(workdir)
+  path = workdir / name
+  created = not workdir.exists()
+  workdir.mkdir(parents=True, exist_ok=True)
+  while True:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+      os.close(fd)
+      if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+        raise OSError(e.errno, os.strerror(e.errno), str(path)) from None
+      raise WorkdirBusyError(f"{workdir} is in use by another training run ({_holder(path)}; "
+                             f"lock {path}): wait for it to end or stop it") from None
+    try:
+      same = os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+      same = False
+    if same:
+      break
+    os.close(fd)  # locked a file its holder removed on the way out: lock the current one
+  try:
+    started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    os.ftruncate(fd, 0)
+    os.write(fd, (json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                              "started": started}) + "\n").encode())
+    yield path
+  finally:
+    if created:
+      with contextlib.suppress(OSError):
+        if os.listdir(workdir) == [name]:
+          path.unlink()
+          workdir.rmdir()
+    os.close(fd)

@@ -4,6 +4,8 @@ import json
 import math
 import os
 import pathlib
+import re
+import shutil
 import subprocess
 import sys
 
@@ -158,3 +160,121 @@ def test_cli_missing_dataset_is_one_line_and_nonzero(tmp_path):
 def test_unknown_method_is_refused(tiny_set, tmp_path):
   with pytest.raises(eval_lib.EvalError, match="unknown method bilinear"):
     eval_lib.evaluate("bilinear", 2, [str(tiny_set)], tmp_path)
+
+
+# ---- where the results go ---------------------------------------------------------------------
+
+def _snapshot(folder):
+  """Every file under `folder` with its bytes: what a refused run must leave as it was."""
+  folder = pathlib.Path(folder)
+  return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+          if p.is_file()}
+
+
+def _one_error_line(proc):
+  assert proc.returncode == 1, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("eval_main.py: error:"), proc.stderr[-2000:]
+  return last
+
+
+@pytest.mark.parametrize("where, message", [
+    ("the dataset", "inside the dataset"),
+    ("a folder inside it", "inside the dataset"),
+    ("another image folder", "holds images eval_main.py did not write"),
+])
+def test_output_dir_in_an_image_folder_is_refused_and_nothing_is_written(tiny_set, tmp_path,
+                                                                         where, message):
+  data, other = tmp_path / "data", tmp_path / "other"
+  shutil.copytree(tiny_set, data)
+  shutil.copytree(tiny_set, other)
+  out = {"the dataset": data, "a folder inside it": data / "results",
+         "another image folder": other}[where]
+  before = _snapshot(tmp_path)
+  with pytest.raises(eval_lib.EvalError, match=message) as info:
+    eval_lib.evaluate(["bicubic"], 2, [str(data)], out, progress=False, niqe_params="none")
+  assert str(out) in str(info.value)
+  assert _snapshot(tmp_path) == before
+  assert not (data / "results").exists()
+
+
+@pytest.mark.parametrize("kind", ["a regular file", "under a regular file", "unwritable"])
+def test_unusable_output_dir_is_refused_before_anything_is_loaded(tiny_set, tmp_path, kind,
+                                                                  monkeypatch):
+  (tmp_path / "file").write_text("keep")
+  out = {"a regular file": tmp_path / "file", "under a regular file": tmp_path / "file" / "out",
+         # Unwritable even for root, which ignores permission bits.
+         "unwritable": pathlib.Path("/proc/fgrn_eval_out")}[kind]
+
+  def too_early(*args, **kwargs):
+    raise AssertionError("loaded something before --output_dir was checked")
+
+  for name in ("load_niqe_params", "fgrn_method", "bicubic_method"):
+    monkeypatch.setattr(eval_lib, name, too_early)
+  monkeypatch.setattr(eval_lib.images, "read_rgb8", too_early)
+  with pytest.raises(eval_lib.EvalError, match=re.escape(str(out))):
+    eval_lib.evaluate(["bicubic", "fgrn"], 2, [str(tiny_set)], out, progress=False)
+  assert (tmp_path / "file").read_text() == "keep"
+  assert not out.exists() or out.is_file()
+
+
+def test_existing_results_are_replaced_only_with_overwrite(tiny_set, tmp_path):
+  out = tmp_path / "out"
+  eval_lib.evaluate(["bicubic"], 2, [str(tiny_set)], out, progress=False, niqe_params="none")
+  before = _snapshot(out)
+  assert sorted(before) == ["results.json", "results.md", f"{tiny_set.name}_x2.png"]
+  with pytest.raises(eval_lib.EvalError, match=r"results.json exists.*--overwrite"):
+    eval_lib.evaluate(["bicubic"], 2, [str(tiny_set)], out, progress=False, niqe_params="none")
+  assert _snapshot(out) == before
+  # Its own figure is not mistaken for a foreign image.
+  eval_lib.evaluate(["bicubic"], 2, [str(tiny_set)], out, progress=False, niqe_params="none",
+                    overwrite=True)
+  assert sorted(_snapshot(out)) == sorted(before)
+
+
+def test_cli_output_dir_mistakes_give_one_line_and_leave_files_alone(tiny_set, tmp_path):
+  data = tmp_path / "data"
+  shutil.copytree(tiny_set, data)
+  common = ("--method", "bicubic", "--datasets", str(data), "--niqe_params", "none",
+            "--noprogress")
+  before = _snapshot(data)
+  last = _one_error_line(_run_cli(*common, "--output_dir", str(data)))
+  assert str(data) in last and "dataset" in last
+  assert _snapshot(data) == before  # no figure among the images: the next run counts 4 files
+  (tmp_path / "file").write_text("keep")
+  last = _one_error_line(_run_cli(*common, "--output_dir", str(tmp_path / "file")))
+  assert str(tmp_path / "file") in last and (tmp_path / "file").read_text() == "keep"
+  out = tmp_path / "out"
+  proc = _run_cli(*common, "--output_dir", str(out))
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "(3 of 4 images; 1 skipped" in proc.stdout  # d_tiny is too small
+  results = _snapshot(out)
+  last = _one_error_line(_run_cli(*common, "--output_dir", str(out)))
+  assert "results.json" in last and "--overwrite" in last
+  assert _snapshot(out) == results
+  proc = _run_cli(*common, "--output_dir", str(out), "--overwrite")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# ---- counts ------------------------------------------------------------------------------------
+
+def test_each_mean_is_over_the_images_it_says(tiny_set, tmp_path):
+  data = tmp_path / "data"
+  shutil.copytree(tiny_set, data)
+  (data / "e_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+  write_image(data / "f_flat.png", np.full((40, 40, 3), 90, np.uint8))  # PSNR inf
+  results = eval_lib.evaluate(["bicubic"], 2, [str(data)], tmp_path / "out", progress=False)
+  entry = results["datasets"]["data"]
+  assert entry["files"] == 6 and entry["evaluated"] == 4 and len(entry["skipped"]) == 2
+  m = entry["methods"]["bicubic"]
+  per = m["per_image"]
+  assert m["images"] == len(per) == entry["evaluated"]
+  for key in ("psnr", "ssim", "piqe"):
+    assert m[key] == pytest.approx(np.mean([r[key] for r in per])), key
+  defined = [r["niqe"] for r in per if r["niqe"] is not None]
+  assert m["niqe_defined"] == len(defined) and m["niqe_undefined"] == len(per) - len(defined)
+  md = (tmp_path / "out" / "results.md").read_text()
+  assert "4 of 6 evaluated" in md
+  # Every table's means are over 4 images, not the 6 files a reader compares with the paper's.
+  assert md.count("| Method | data (4 of 6 images) |") == 3

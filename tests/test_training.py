@@ -154,6 +154,8 @@ def test_missing_data_folder_fails_before_building_anything(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--patch_size", "33"], "patch size 33 is not a multiple of the scale 2"),
     (["--data_dirs", "/no/such/folder"], "/no/such/folder: no such folder"),
+    # Not creatable even by root: the error names the workdir, not a hidden temporary file.
+    (["--workdir", "/proc/fgrn_run"], "/proc/fgrn_run"),
 ])
 def test_bad_flags_give_one_line_and_nonzero_exit(tmp_path, args, message):
   result = _run_main("--preset", "smoke", "--workdir", str(tmp_path / "run"), *args, timeout=120)
@@ -215,3 +217,135 @@ def test_sigkilled_run_restarts_from_its_last_backup_and_ends_at_the_same_step(t
   step, _ = _backup_step(workdir, exp)
   assert step == 12
   assert not list(workdir.glob(".tmp-*")) and not list((workdir / "backup").glob(".tmp-*"))
+
+
+# ---- the workdir lock --------------------------------------------------------------------------
+
+def test_workdir_lock_names_its_holder_and_is_free_once_released(tmp_path):
+  with wd.lock(tmp_path / "run"):
+    with pytest.raises(wd.WorkdirBusyError) as info:
+      with wd.lock(tmp_path / "run"):
+        pass
+    message = str(info.value)
+    assert f"pid {os.getpid()}" in message and os.uname().nodename in message
+    assert str(tmp_path / "run") in message and "\n" not in message
+  with wd.lock(tmp_path / "run"):
+    pass
+
+
+def test_a_run_that_fails_on_a_new_workdir_leaves_no_folder_behind(tmp_path):
+  with pytest.raises(pipeline.DataError):
+    train_lib.train(_smoke(str(tmp_path / "nothing")), tmp_path / "run")
+  assert not (tmp_path / "run").exists()
+
+
+def _wait_for_step(state_file, proc, step, timeout=200):
+  deadline = time.time() + timeout
+  while time.time() < deadline and proc.poll() is None:
+    if train_lib.read_state(state_file.parent).get("step", 0) >= step:
+      return
+    time.sleep(0.2)
+  pytest.fail(f"the run did not reach step {step} in time (exit status {proc.poll()})")
+
+
+@pytest.mark.slow
+def test_second_run_on_a_busy_workdir_fails_at_once_and_a_killed_holder_blocks_nothing(tmp_path):
+  data = _tiny_images(tmp_path / "data")
+  workdir = tmp_path / "run"
+  args = ["--preset", "smoke", "--workdir", str(workdir), "--data_dirs", data,
+          "--steps", "4000", "--steps_per_epoch", "2"]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  # Python itself, not under `timeout`: its pid is the one the lock must name.
+  first = subprocess.Popen([PYTHON, "train_main.py", *args], cwd=ROOT, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+  state_file = workdir / train_lib.STATE
+  try:
+    _wait_for_step(state_file, first, 2)
+    config_before = (workdir / wd.CONFIG).read_bytes()
+    second = _run_main(*args, timeout=120)
+    assert second.returncode == 1, second.stderr[-2000:]
+    assert "Traceback" not in second.stderr and "resuming" not in second.stdout
+    last = second.stderr.strip().splitlines()[-1]
+    assert last.startswith("train_main.py: error:") and str(workdir) in last
+    assert f"pid {first.pid}" in last and os.uname().nodename in last
+    # The first run never noticed: still training, its files untouched by the second.
+    assert first.poll() is None
+    reached = train_lib.read_state(workdir)["step"]
+    _wait_for_step(state_file, first, reached + 2)
+    assert (workdir / wd.CONFIG).read_bytes() == config_before
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+  finally:
+    if first.poll() is None:
+      os.killpg(first.pid, signal.SIGKILL)
+      first.wait(timeout=30)
+  killed_at = train_lib.read_state(workdir)["step"]
+  # The kernel dropped the dead run's lock: a third run resumes (and ends two steps later).
+  third = _run_main(*args[:-4], "--steps", str(killed_at + 2), "--steps_per_epoch", "2")
+  assert third.returncode == 0, third.stderr[-2000:]
+  assert f"resuming at step {killed_at}" in third.stdout
+  assert f"finished: {killed_at + 2}/{killed_at + 2} steps" in third.stdout
+
+
+# ---- messages name the real file ---------------------------------------------------------------
+
+def test_atomic_write_errors_name_the_target_not_the_temporary_file(tmp_path):
+  model = train_lib.build_model(config.preset("smoke"), tf.distribute.get_strategy())
+  (tmp_path / "dir.weights.h5").mkdir()
+  (tmp_path / "dir.json").mkdir()
+  cases = [
+      (lambda p: train_lib.save_weights_atomic(model, p), pathlib.Path("/proc/x.weights.h5")),
+      (lambda p: train_lib.save_weights_atomic(model, p), tmp_path / "dir.weights.h5"),
+      (lambda p: train_lib.write_json_atomic(p, {}), pathlib.Path("/proc/x.json")),
+      (lambda p: train_lib.write_json_atomic(p, {}), tmp_path / "dir.json"),
+      (lambda p: wd.write_experiment(p.parent, config.preset("smoke")),
+       pathlib.Path("/proc") / wd.CONFIG),
+  ]
+  for write, target in cases:
+    with pytest.raises(OSError) as info:
+      write(target)
+    assert str(target) in str(info.value) and ".tmp" not in str(info.value), str(info.value)
+  assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("text", ["{not json", "[]", '{"model": {"scale": 2}}', "\xff\xfe"])
+def test_a_corrupt_config_is_refused_naming_the_file(tmp_path, text):
+  (tmp_path / wd.CONFIG).write_bytes(text.encode("latin-1"))
+  with pytest.raises(wd.WorkdirError, match=f"^{tmp_path / wd.CONFIG}: "):
+    wd.read_experiment(tmp_path)
+  with pytest.raises(wd.WorkdirError, match=str(tmp_path / wd.CONFIG)):
+    wd.load_model(tmp_path)
+  with pytest.raises(train_lib.TrainError, match=str(tmp_path / wd.CONFIG)) as info:
+    train_lib.train(config.preset("smoke"), tmp_path, stream=open(os.devnull, "w"))
+  assert str(info.value).count(str(tmp_path / wd.CONFIG)) == 1
+
+
+def test_corrupt_or_foreign_weights_are_refused_naming_the_file(tmp_path):
+  wd.write_experiment(tmp_path, config.preset("smoke"))
+  best = tmp_path / wd.BEST_WEIGHTS
+  best.write_bytes(b"not an HDF5 file")
+  with pytest.raises(wd.WorkdirError, match=f"^{best}: "):
+    wd.weights_path(tmp_path)
+  with pytest.raises(wd.WorkdirError, match=f"^{best}: "):
+    wd.load_model(tmp_path)
+  # Whole HDF5, but of another network: Keras' message alone names no file.
+  other = config.preset("smoke").model.replace(scale=4)
+  from fgrn_tf.models.fgrn import FGRN
+  FGRN(other).save_weights(tmp_path / "other.weights.h5")
+  os.replace(tmp_path / "other.weights.h5", best)
+  assert wd.weights_path(tmp_path) == best
+  with pytest.raises(wd.WorkdirError, match=f"^{best}: "):
+    wd.load_model(tmp_path)
+
+
+def test_a_corrupt_backup_is_refused_naming_the_file(tmp_path):
+  data = _tiny_images(tmp_path / "data")
+  exp = _smoke(data, steps=4, steps_per_epoch=2)
+  wd.write_experiment(tmp_path / "run", exp)
+  backup = tmp_path / "run" / train_lib.BACKUP / train_lib.BACKUP_WEIGHTS
+  backup.parent.mkdir()
+  backup.write_bytes(b"\x89HDF\r\n\x1a\n then nothing")  # a write cut short
+  with pytest.raises(train_lib.TrainError, match=f"^{backup}: cannot resume"):
+    train_lib.train(exp, tmp_path / "run", stream=open(os.devnull, "w"))
+  assert backup.read_bytes().endswith(b"then nothing")

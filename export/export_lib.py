@@ -6,6 +6,10 @@ nothing half written):
   <model_name>/<version>/           SavedModel (TF Serving: --model_base_path=OUT/<model_name>)
   tflite/<variant>/downscaler.tflite, upscaler.tflite     variant: float32, float16, int8, ...
 
+An existing output folder is replaced only when it is an export: its manifest.json has
+`MANIFEST_FORMAT` and it holds nothing but the files above (`check_output_dir`). A training
+workdir, a dataset or a folder of anything else is refused, whatever `overwrite` says.
+
 Every artifact is run (SavedModel loaded back, .tflite files in the LiteRT interpreter) on a
 check set and compared with the Keras model; SavedModel and float32 TFLite must agree within
 `EXACT_LEVELS` everywhere or the export fails.
@@ -14,11 +18,14 @@ check set and compared with the Keras model; SavedModel and float32 TFLite must 
 from __future__ import annotations
 
 import datetime
+import itertools
 import json
+import os
 import pathlib
+import re
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -38,10 +45,217 @@ EXACT_LEVELS = 4
 # Full-integer int8 ships only if its round trip loses at most this much PSNR against Keras.
 DEFAULT_MAX_INT8_FULL_DROP_DB = 1.0
 MANIFEST_FORMAT = "fgrn-export/1"
+TFLITE_DIR = "tflite"
+# What `keras.export.ExportArchive.write_out` puts in a SavedModel version folder.
+SAVED_MODEL_ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets",
+                                 "assets.extra"})
+# Looking for images in a folder that is not an export only picks the message: stop early.
+_IMAGE_SCAN_LIMIT = 10_000
+# The hidden staging names of tempfile.mkdtemp/mkstemp here: ".<name>.<8 random>.<tmp|new|old>".
+_STAGING_NAME = re.compile(r"/\.([^/\s'\"]+)\.[a-z0-9_]{8}\.(?:tmp|new|old)(?=$|[/\s'\":,;)])")
 
 
 class ExportError(Exception):
   """The export cannot be made or failed its checks (one line for the user)."""
+
+
+def current_umask() -> int:
+  try:  # Linux >= 4.7 reports it without changing it (os.umask would, for a moment)
+    for line in pathlib.Path("/proc/self/status").read_text().splitlines():
+      if line.startswith("Umask:"):
+        return int(line.split()[1], 8)
+  except (OSError, ValueError, IndexError):
+    pass
+  umask = os.umask(0o022)
+  os.umask(umask)
+  return umask
+
+
+def follow_umask(root) -> None:
+  """Gives `root` and everything under it the modes a plain mkdir/open would: tempfile makes
+  its folders and files owner-only, which would keep TF Serving's account out of an export."""
+  umask = current_umask()
+  root = pathlib.Path(root)
+  os.chmod(root, 0o777 & ~umask)
+  for folder, dirs, files in os.walk(root):
+    for name in dirs + files:
+      path = os.path.join(folder, name)
+      if not os.path.islink(path):  # chmod would follow it out of the tree
+        os.chmod(path, (0o777 if name in dirs else 0o666) & ~umask)
+
+
+def staging_dir(target: pathlib.Path, suffix: str = ".tmp") -> pathlib.Path:
+  """A new hidden folder beside `target` to build it in (then renamed onto it)."""
+  target.parent.mkdir(parents=True, exist_ok=True)
+  path = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=suffix,
+                                       dir=target.parent))
+  os.chmod(path, 0o777 & ~current_umask())
+  return path
+
+
+def public_error(e: BaseException, hidden: Mapping[pathlib.Path, pathlib.Path]) -> ExportError:
+  """`e` as one line that names final paths instead of the hidden staging ones.
+
+  `hidden` maps each staging folder to the folder it becomes. An OSError reads
+  "<path>: <reason>" (e.g. "out/fgrn_x2/1/variables/...: No space left on device").
+  """
+  def public(text: str) -> str:
+    for stage, real in hidden.items():
+      text = text.replace(str(stage), str(real))
+    return _STAGING_NAME.sub(r"/\1", text)  # staging inside staging (SavedModel, .tflite)
+
+  if isinstance(e, OSError) and e.strerror:
+    where = f"{public(os.fsdecode(e.filename))}: " if e.filename is not None else ""
+    return ExportError(f"{where}{e.strerror}")
+  return ExportError(public(_first_line(e)))
+
+
+def _resolved(path) -> pathlib.Path:
+  return pathlib.Path(os.path.abspath(path)).resolve()
+
+
+def check_apart(output_dir, inputs: Iterable[tuple[str, object]],
+                flag: str = "--output_dir") -> None:
+  """Refuses an output folder that is one of `inputs` or holds one (ExportError, one line).
+
+  Args:
+    output_dir: the folder to be written.
+    inputs: (how the user named it, path) of what is read ("--workdir", "--check_dir", ...);
+      a name ending in "workdir" also refuses an output inside it. None paths are ignored.
+    flag: how the user named `output_dir`.
+  """
+  out = _resolved(output_dir)
+  for name, path in inputs:
+    if path is None or str(path) == "":
+      continue
+    p = _resolved(path)
+    if out == p:
+      raise ExportError(f"{flag} {output_dir} is the {name} {path}: choose another folder")
+    if out in p.parents:
+      raise ExportError(f"{flag} {output_dir} holds the {name} {path}: choose another folder")
+    if name.endswith("workdir") and p in out.parents:
+      raise ExportError(f"{flag} {output_dir} is inside the {name} {path}: choose a folder "
+                        f"outside it")
+
+
+def _workdir_file(folder: pathlib.Path) -> str | None:
+  from fgrn_tf.workdir import BEST_WEIGHTS, CONFIG, LAST_WEIGHTS
+
+  return next((n for n in (CONFIG, BEST_WEIGHTS, LAST_WEIGHTS, "backup", "tensorboard")
+               if (folder / n).exists()), None)
+
+
+def an_image(folder: pathlib.Path) -> str | None:
+  """An image file under `folder` (relative path), if one is among its first entries."""
+  from fgrn_tf.data.images import IMAGE_EXTENSIONS
+
+  for p in itertools.islice(folder.rglob("*"), _IMAGE_SCAN_LIMIT):
+    if p.suffix.lower() in IMAGE_EXTENSIONS:
+      return p.relative_to(folder).as_posix()
+  return None
+
+
+def _foreign(folder: pathlib.Path, manifest: dict) -> str | None:
+  """The first path under an export folder that no export writes, or None."""
+  from fgrn_tf.backends import MANIFEST, TFLITE_FILES
+
+  model_name, version = manifest.get("model_name"), str(manifest.get("version"))
+  variants = {v.folder for v in tflite.VARIANTS.values()}
+
+  def plain(p: pathlib.Path, is_dir: bool) -> bool:
+    return not p.is_symlink() and (p.is_dir() if is_dir else p.is_file())
+
+  for entry in sorted(folder.iterdir()):
+    if entry.name == MANIFEST and plain(entry, False):
+      continue
+    if entry.name == TFLITE_DIR and plain(entry, True):
+      for variant in sorted(entry.iterdir()):
+        if variant.name not in variants or not plain(variant, True):
+          return variant.relative_to(folder).as_posix()
+        for f in sorted(variant.iterdir()):
+          if f.name not in TFLITE_FILES.values() or not plain(f, False):
+            return f.relative_to(folder).as_posix()
+      continue
+    if isinstance(model_name, str) and entry.name == model_name and plain(entry, True):
+      for v in sorted(entry.iterdir()):
+        if v.name != version or not plain(v, True):
+          return v.relative_to(folder).as_posix()
+        for f in sorted(v.iterdir()):
+          if f.name not in SAVED_MODEL_ENTRIES or f.is_symlink():
+            return f.relative_to(folder).as_posix()
+      continue
+    return entry.relative_to(folder).as_posix()
+  return None
+
+
+def not_an_export(folder) -> str | None:
+  """Why the non-empty `folder` is not an export this module wrote, or None when it is one."""
+  from fgrn_tf.backends import MANIFEST
+
+  folder = pathlib.Path(folder)
+  found = _workdir_file(folder)
+  if found:
+    return f"holds a training workdir ({found})"
+  path = folder / MANIFEST
+  if not path.is_file():
+    image = an_image(folder)
+    if image:
+      return f"holds images ({image})"
+    return f"is not an export (no {MANIFEST})"
+  try:
+    manifest = json.loads(path.read_text())
+  except (OSError, UnicodeDecodeError, ValueError):
+    manifest = None
+  if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+    return f"is not an export (its {MANIFEST} is not of format {MANIFEST_FORMAT})"
+  foreign = _foreign(folder, manifest)
+  if foreign:
+    return f"holds {foreign}, which an export does not write"
+  return None
+
+
+def check_output_dir(output_dir, overwrite: bool = False) -> None:
+  """Refuses an `output_dir` the export must not write to (ExportError, one line).
+
+  A missing or empty folder is fine; an export made here before only with `overwrite`;
+  anything else (a file, a link, a training workdir, images, other files) never.
+  """
+  out = pathlib.Path(output_dir)
+  if out.is_symlink():
+    raise ExportError(f"{out}: is a symbolic link; give the folder itself")
+  if not out.exists():
+    return
+  if not out.is_dir():
+    raise ExportError(f"{out}: exists and is not a folder")
+  try:
+    if not any(out.iterdir()):
+      return
+    reason = not_an_export(out)
+  except OSError as e:
+    raise public_error(e, {}) from None
+  if reason:
+    raise ExportError(f"{out}: exists and is not empty, and {reason}: it is not replaced; "
+                      f"choose another output folder")
+  if not overwrite:
+    raise ExportError(f"{out}: holds a previous export (pass --overwrite to replace it)")
+
+
+def replace_dir(stage: pathlib.Path, target: pathlib.Path) -> None:
+  """Renames `stage` onto `target`; an existing `target` is moved aside first and deleted only
+  once `stage` is in its place (restored if that rename fails)."""
+  if not target.exists():
+    stage.rename(target)
+    return
+  trash = staging_dir(target, ".old")
+  try:
+    target.rename(trash / target.name)
+    try:
+      stage.rename(target)
+    except BaseException:
+      (trash / target.name).rename(target)
+      raise
+  finally:
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -59,39 +273,110 @@ def default_image_files(workdir) -> list[str]:
   """Images to check (and calibrate int8) on: the run's validation folder, else its training
   folders (those present on this machine), else the built-in photos."""
   from fgrn_tf.data import defaults, images
-  from fgrn_tf.workdir import read_experiment
 
-  train = read_experiment(workdir).train
-  if train.val_dir and pathlib.Path(train.val_dir).is_dir():
-    return images.list_images(train.val_dir)
-  # A shipped model's recorded folders may not exist on this machine: the built-in photos then.
-  dirs = [d for d in train.data_dirs if pathlib.Path(d).is_dir()]
+  dirs = image_dirs(workdir)
   if dirs:
     return images.list_images(dirs)
   return defaults.default_image_files()
 
 
-def load_check_images(files: Sequence[str], scale: int, crop: int = 256,
-                      limit: int = 5) -> list[tuple[str, np.ndarray]]:
-  """(name, uint8 `[H, W, 3]`) for up to `limit` files: centre crops of at most `crop` pixels
-  (0 = whole images), mod-cropped to the scale."""
+def image_dirs(workdir) -> list[str]:
+  """The folders `default_image_files` reads: the run's validation folder, else its training
+  folders, those present on this machine (none: the built-in photos are used)."""
+  train = read_config(workdir).train
+  if train.val_dir and pathlib.Path(train.val_dir).is_dir():
+    return [train.val_dir]
+  # A shipped model's recorded folders may not exist on this machine: the built-in photos then.
+  return [d for d in train.data_dirs if pathlib.Path(d).is_dir()]
+
+
+def read_config(workdir):
+  """The workdir's `Experiment`; a config.json that does not parse names itself."""
+  from fgrn_tf.workdir import CONFIG, read_experiment
+
+  path = pathlib.Path(workdir) / CONFIG
+  try:
+    return read_experiment(workdir)
+  except FileNotFoundError:
+    raise
+  except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    text = f"missing field {e}" if isinstance(e, KeyError) else _first_line(e)
+    raise ExportError(text if str(path) in text else
+                      f"{path}: not a valid training config: {text}") from None
+
+
+def load_trained(path):
+  """An FGRN from a training workdir or a .keras file; errors name the file at fault."""
+  from fgrn_tf.workdir import load_model, weights_path
+
+  path = pathlib.Path(path)
+  if path.suffix == ".keras":
+    what, file = "the model", path
+  else:
+    read_config(path)
+    what, file = "the weights", weights_path(path)
+  try:
+    return load_model(path)
+  except FileNotFoundError:
+    raise
+  except Exception as e:  # h5py/Keras errors do not name the file
+    text = _first_line(e)
+    raise ExportError(text if str(file) in text else
+                      f"{file}: cannot load {what}: {text}") from None
+
+
+def _read_images(files: Iterable, scale: int, what: str, limit: int,
+                 log: Callable[[str], None] | None, prepare=lambda rgb: rgb) -> list:
+  """(path, `prepare`d uint8 image) for the first `limit` files that decode and, once prepared,
+  have sides of at least 2 * scale; others are skipped (and logged), as training skips them."""
   from fgrn_tf.data.images import read_rgb8
+
+  files = list(files)
+  out, first = [], None
+  for path in files:
+    if len(out) == limit:
+      break
+    try:
+      rgb = prepare(read_rgb8(path))
+    except (ValueError, OSError) as e:  # ImageError (a ValueError) names the file
+      reason = str(e) if str(path) in str(e) else f"{path}: {_first_line(e)}"
+    else:
+      if min(rgb.shape[:2]) >= 2 * scale:
+        out.append((path, np.ascontiguousarray(rgb)))
+        continue
+      reason = f"{path}: {rgb.shape[0]}x{rgb.shape[1]} is too small at x{scale}"
+    first = first or reason
+    if log:
+      log(f"skipping {what} image {reason}")
+  if not out:
+    raise ExportError(f"no usable {what} images among {len(files)} file(s)"
+                      + (f"; first: {first}" if first else ""))
+  return out
+
+
+def load_check_images(files: Sequence[str], scale: int, crop: int = 256, limit: int = 5,
+                      log: Callable[[str], None] | None = None) -> list[tuple[str, np.ndarray]]:
+  """(name, uint8 `[H, W, 3]`) for the first `limit` usable files: centre crops of at most
+  `crop` pixels (0 = whole images), mod-cropped to the scale. Unreadable and too small files
+  are skipped (told to `log`); ExportError when none is left."""
   from fgrn_tf.metrics.psnr_ssim import mod_crop
 
-  out = []
-  for path in list(files)[:limit]:
-    rgb = read_rgb8(path)
+  def prepare(rgb):
     if crop:
       h, w = rgb.shape[:2]
       top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
       rgb = rgb[top:top + crop, left:left + crop]
-    rgb = mod_crop(rgb, scale)
-    if min(rgb.shape[:2]) < 2 * scale:
-      continue
-    out.append((pathlib.Path(path).name, np.ascontiguousarray(rgb)))
-  if not out:
-    raise ExportError(f"no usable check images among {len(files)} file(s)")
-  return out
+    return mod_crop(rgb, scale)
+
+  return [(pathlib.Path(p).name, rgb)
+          for p, rgb in _read_images(files, scale, "check", limit, log, prepare)]
+
+
+def load_calibration_images(files: Sequence[str], scale: int, limit: int = 32,
+                            log: Callable[[str], None] | None = None) -> list[np.ndarray]:
+  """uint8 `[H, W, 3]` of the first `limit` usable files, to calibrate full-integer int8 on;
+  unreadable and too small files are skipped (told to `log`); ExportError when none is left."""
+  return [rgb for _, rgb in _read_images(files, scale, "calibration", limit, log)]
 
 
 def _absdiff(a: np.ndarray, b: np.ndarray) -> int:
@@ -152,7 +437,8 @@ def export(model, output_dir, check_images: list[tuple[str, np.ndarray]],
 
   Args:
     model: a trained `FGRN`.
-    output_dir: the folder to create (must not exist, or be empty, unless `overwrite`).
+    output_dir: the folder to create: missing, empty, or (with `overwrite`) an earlier
+      export; anything else is refused (see `check_output_dir`).
     check_images: (name, uint8 `[H, W, 3]`, H and W multiples of the scale) to compare on.
     formats: names from `FORMATS`.
     model_name: the TF Serving model name (default `fgrn_x<scale>`).
@@ -161,42 +447,46 @@ def export(model, output_dir, check_images: list[tuple[str, np.ndarray]],
       the check images).
     max_int8_full_drop: full-integer int8 is left out (recorded as skipped) when its round
       trip PSNR is more than this many dB below Keras's.
-    overwrite: replace an existing `output_dir`.
+    overwrite: replace an earlier export at `output_dir`.
     source: what the model was loaded from, recorded in the manifest.
     log: receives one progress line per step.
 
   Raises:
-    ExportError: bad arguments, an artifact with non-builtin ops, or one that disagrees with
-      Keras (nothing is then left at `output_dir`).
+    ExportError: bad arguments, an output folder it must not replace, an I/O error (naming
+      the final path), an artifact with non-builtin ops, or one that disagrees with Keras
+      (nothing is then left at, or removed from, `output_dir`).
   """
   formats = parse_formats(formats)
   scale = model.scale
   model_name = model_name or f"fgrn_x{scale}"
-  output_dir = pathlib.Path(output_dir)
-  if output_dir.exists() and not output_dir.is_dir():
-    raise ExportError(f"{output_dir}: exists and is not a folder")
-  if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
-    raise ExportError(f"{output_dir}: exists and is not empty (pass --overwrite to replace it)")
+  output_dir = pathlib.Path(os.path.abspath(output_dir))
+  check_output_dir(output_dir, overwrite)
   if not check_images:
     raise ExportError("no check images: every artifact is compared with Keras on some")
   try:
     serving = saved_model.serving_dir(".", model_name, version)
   except ValueError as e:
     raise ExportError(str(e)) from None
-  output_dir.parent.mkdir(parents=True, exist_ok=True)
-  stage = pathlib.Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".tmp",
-                                        dir=output_dir.parent))
+  stage = None
   try:
+    stage = staging_dir(output_dir)
     manifest = _export_into(stage, model, serving, formats, check_images, calibration_images,
                             max_int8_full_drop, log)
     manifest.update(model_name=model_name, version=int(version), source=source or {})
     text = json.dumps(_ordered(manifest), indent=2, allow_nan=False)
     (stage / backends.MANIFEST).write_text(text + "\n")
-    if output_dir.exists():
-      shutil.rmtree(output_dir)
-    stage.rename(output_dir)
+    follow_umask(stage)
+    check_output_dir(output_dir, overwrite)  # again: it may have changed while exporting
+    replace_dir(stage, output_dir)
+  except (ExportError, OSError) as e:  # disk full, no permission: name the final path
+    raise public_error(e, {stage: output_dir} if stage else {}) from None
+  except Exception as e:
+    if stage is not None and (str(stage) in str(e) or _STAGING_NAME.search(str(e))):
+      raise public_error(e, {stage: output_dir}) from None  # TF's own I/O errors
+    raise
   finally:
-    shutil.rmtree(stage, ignore_errors=True)
+    if stage is not None:
+      shutil.rmtree(stage, ignore_errors=True)
   return manifest
 
 

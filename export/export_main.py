@@ -50,28 +50,38 @@ _MAX_INT8_FULL_DROP = flags.DEFINE_float(
     "max_int8_full_drop", export_lib.DEFAULT_MAX_INT8_FULL_DROP_DB,
     "Leave full-integer int8 out when its round trip PSNR is more than this many dB below "
     "the Keras model's.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --output_dir.")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Replace an --output_dir that holds an earlier export (and nothing else; "
+    "a folder holding anything an export does not write is never replaced).")
 
 
 def run() -> dict:
   """Loads the model and images named by the flags and exports; returns the manifest."""
   from fgrn_tf.data import images
   from fgrn_tf.inference import default_model_path
-  from fgrn_tf.workdir import ModelNotFoundError, load_model, read_experiment, weights_path
+  from fgrn_tf.workdir import ModelNotFoundError, weights_path
 
   workdir = pathlib.Path(_WORKDIR.value or default_model_path(int(_SCALE.value)))
   formats = export_lib.parse_formats(_FORMATS.value)
   is_workdir = workdir.is_dir()
   # Checked before TensorFlow is imported, so a wrong path fails in a fraction of a second.
   if is_workdir:
-    read_experiment(workdir)
+    export_lib.read_config(workdir)
     weights_path(workdir)
   elif workdir.suffix != ".keras" or not workdir.is_file():
     raise ModelNotFoundError(f"{workdir}: no such training workdir or .keras file")
-  try:
-    model = load_model(workdir)
-  except Exception as e:  # h5py/Keras errors do not name the file
-    raise export_lib.ExportError(f"{workdir}: cannot load the model: {e}") from None
+  # Nothing that is read may be written over: the output is checked before any work is done.
+  inputs = [("--workdir", workdir), ("--check_dir", _CHECK_DIR.value),
+            ("--calibration_dir", _CALIBRATION_DIR.value)]
+  if is_workdir and not (_CHECK_DIR.value and _CALIBRATION_DIR.value):
+    inputs += [("run's image folder", d) for d in export_lib.image_dirs(workdir)]
+  export_lib.check_apart(_OUTPUT_DIR.value, inputs)
+  export_lib.check_output_dir(_OUTPUT_DIR.value, _OVERWRITE.value)
+
+  def log(line):
+    print(f"export: {line}", flush=True)
+
+  model = export_lib.load_trained(workdir)
   source = {"path": str(workdir.resolve()),
             "weights": weights_path(workdir).name if is_workdir else workdir.name}
   if _CHECK_DIR.value:
@@ -81,17 +91,17 @@ def run() -> dict:
   else:
     raise export_lib.ExportError("a .keras file carries no training images: pass --check_dir")
   check = export_lib.load_check_images(check_files, model.scale, _CHECK_CROP.value,
-                                       _CHECK_IMAGES.value)
+                                       _CHECK_IMAGES.value, log=log)
   calibration = None
   if "tflite_int8_full" in formats:
     files = (images.list_images(_CALIBRATION_DIR.value) if _CALIBRATION_DIR.value
              else export_lib.default_image_files(workdir) if is_workdir else check_files)
-    calibration = [images.read_rgb8(f) for f in files[:32]]
+    calibration = export_lib.load_calibration_images(files, model.scale, log=log)
   return export_lib.export(
       model, _OUTPUT_DIR.value, check, formats=formats, model_name=_MODEL_NAME.value,
       version=_VERSION.value, calibration_images=calibration,
       max_int8_full_drop=_MAX_INT8_FULL_DROP.value, overwrite=_OVERWRITE.value, source=source,
-      log=lambda line: print(f"export: {line}", flush=True))
+      log=log)
 
 
 def main(argv):

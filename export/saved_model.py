@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import pathlib
 import shutil
-import tempfile
 
 from fgrn_tf.backends import SAVED_MODEL_INFO, SERVING_DEFAULT, SIGNATURES
 
@@ -50,8 +49,9 @@ def write(model, path, overwrite: bool = False) -> pathlib.Path:
   key_in, key_out = SIGNATURES[SERVING_DEFAULT]
   archive.add_endpoint("serving_default", _endpoint(getattr(model, SERVING_DEFAULT), key_out),
                        input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, key_in)])
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+  from export.export_lib import follow_umask, replace_dir, staging_dir
+
+  tmp = staging_dir(path)
   try:
     archive.write_out(str(tmp), verbose=False)
     info = tmp / SAVED_MODEL_INFO
@@ -59,9 +59,8 @@ def write(model, path, overwrite: bool = False) -> pathlib.Path:
     info.write_text(json.dumps({"scale": model.scale, "model_config": model.model_config.to_dict(),
                                 "signatures": {k: list(v) for k, v in SIGNATURES.items()},
                                 "serving_default": SERVING_DEFAULT}, indent=2))
-    if path.exists():
-      shutil.rmtree(path)
-    tmp.rename(path)
+    follow_umask(tmp)  # the staging folder is owner-only; TF Serving's account reads it
+    replace_dir(tmp, path)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
   return path

@@ -23,6 +23,10 @@ SIZE_LIMIT_BYTES = 25 * 10**6
 EXPORT_SUBDIR = "export"
 EXPORT_FORMATS = ("tflite_float16",)
 KEPT_FILES = ("config.json", "train_state.json")
+# Written by hand (or export/model_card.py) after shipping: kept when a model is shipped again.
+MODEL_CARD = "MODEL_CARD.md"
+# What a training run leaves that a shipped model never holds.
+TRAINING_ONLY = ("last.weights.h5", "backup", "tensorboard")
 
 
 def half_precision_weights(src: pathlib.Path, dst: pathlib.Path) -> None:
@@ -51,27 +55,73 @@ def tree_bytes(folder: pathlib.Path) -> int:
   return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
+def not_a_shipped_model(folder) -> str | None:
+  """Why the non-empty `folder` is not a model `ship` wrote, or None when it is one."""
+  from fgrn_tf.workdir import BEST_WEIGHTS, CONFIG
+
+  folder = pathlib.Path(folder)
+  names = {p.name for p in folder.iterdir()}
+  others = sorted(names - {*KEPT_FILES, BEST_WEIGHTS, MODEL_CARD, EXPORT_SUBDIR})
+  training = [n for n in TRAINING_ONLY if n in names]
+  if training:
+    return f"holds a training workdir ({training[0]})"
+  export = folder / EXPORT_SUBDIR
+  has_export = export.is_dir() and not export.is_symlink()
+  if not has_export and {CONFIG, BEST_WEIGHTS} & names:
+    # A shipped model is a workdir plus the export/ that ship writes.
+    return f"holds a training workdir without {EXPORT_SUBDIR}/"
+  if others or not has_export:
+    image = export_lib.an_image(folder)
+    if image:
+      return f"holds images ({image})"
+    return f"holds {others[0] if others else EXPORT_SUBDIR}, which ship does not write"
+  reason = export_lib.not_an_export(export) if any(export.iterdir()) else None
+  return f"{EXPORT_SUBDIR}/ {reason}" if reason else None
+
+
+def check_dest(dest) -> None:
+  """Refuses a `dest` that ship must not replace (ExportError, one line): anything but a
+  missing or empty folder, or a model shipped there before."""
+  dest = pathlib.Path(dest)
+  if dest.is_symlink():
+    raise export_lib.ExportError(f"{dest}: is a symbolic link; give the folder itself")
+  if not dest.exists():
+    return
+  if not dest.is_dir():
+    raise export_lib.ExportError(f"{dest}: exists and is not a folder")
+  try:
+    reason = not_a_shipped_model(dest) if any(dest.iterdir()) else None
+  except OSError as e:
+    raise export_lib.public_error(e, {}) from None
+  if reason:
+    raise export_lib.ExportError(f"{dest}: is not a shipped model ({reason}): it is not "
+                                 f"replaced; choose another --dest")
+
+
 def ship(workdir, dest, check_images, log: Callable[[str], None] = print,
          size_limit: int = SIZE_LIMIT_BYTES) -> dict:
   """Writes `dest` (e.g. models/fgrn_x2) from a training workdir; returns the export manifest.
 
   `dest` is built beside itself and swapped in at the end, so a failure leaves the shipped
-  model that was there before. Raises `export_lib.ExportError` when the check fails or when
-  `dest`'s parent folder would exceed `size_limit` bytes.
+  model that was there before. Only a missing or empty folder or an earlier shipped model is
+  replaced (`check_dest`); its hand-written MODEL_CARD.md is carried over. Raises
+  `export_lib.ExportError` when `dest` is refused, when the check fails, or when `dest`'s parent
+  folder would exceed `size_limit` bytes.
   """
-  from fgrn_tf.workdir import BEST_WEIGHTS, load_model, weights_path
+  from fgrn_tf.workdir import BEST_WEIGHTS, weights_path
 
-  workdir, dest = pathlib.Path(workdir), pathlib.Path(dest)
+  workdir, dest = pathlib.Path(workdir), pathlib.Path(os.path.abspath(dest))
   source_weights = weights_path(workdir)
-  stage = dest.parent / f".{dest.name}.{os.getpid()}.new"
-  shutil.rmtree(stage, ignore_errors=True)
-  stage.mkdir(parents=True)
+  export_lib.check_apart(dest, [("workdir", workdir)], flag="dest")
+  check_dest(dest)
+  stage = None
   try:
+    stage = export_lib.staging_dir(dest, ".new")
     for name in KEPT_FILES:
       if (workdir / name).is_file():
         shutil.copy2(workdir / name, stage / name)
     half_precision_weights(source_weights, stage / BEST_WEIGHTS)
-    full, half = load_model(workdir), load_model(stage)
+    full, half = export_lib.load_trained(workdir), export_lib.load_trained(stage)
     drop = _half_precision_drop(full, half, check_images)
     log(f"half-precision weights: round trip PSNR {drop:+.3f} dB against float32 on "
         f"{len(check_images)} check images")
@@ -79,21 +129,26 @@ def ship(workdir, dest, check_images, log: Callable[[str], None] = print,
         half, stage / EXPORT_SUBDIR, check_images, formats=EXPORT_FORMATS,
         source={"path": str(workdir.resolve()), "weights": source_weights.name,
                 "stored_as": "float16"}, log=log)
+    if (dest / MODEL_CARD).is_file():
+      shutil.copy2(dest / MODEL_CARD, stage / MODEL_CARD)
+      log(f"kept {dest / MODEL_CARD} (written by hand): update it for the new weights "
+          f"(export/model_card.py)")
     others = tree_bytes(dest.parent) - (tree_bytes(dest) if dest.exists() else 0) \
         - tree_bytes(stage)
     total = others + tree_bytes(stage)
     if total > size_limit:
       raise export_lib.ExportError(f"{dest.parent} would hold {total / 1e6:.1f} MB, over the "
                                    f"{size_limit / 1e6:.0f} MB limit")
-    old = dest.parent / f".{dest.name}.{os.getpid()}.old"
-    if dest.exists():
-      dest.rename(old)
-    stage.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
+    export_lib.follow_umask(stage)
+    check_dest(dest)  # again: it may have changed meanwhile
+    export_lib.replace_dir(stage, dest)
     log(f"wrote {dest} ({tree_bytes(dest) / 1e6:.1f} MB; {dest.parent} {total / 1e6:.1f} MB)")
     return manifest
+  except (export_lib.ExportError, OSError) as e:  # name dest, not the hidden staging folder
+    raise export_lib.public_error(e, {stage: dest} if stage else {}) from None
   finally:
-    shutil.rmtree(stage, ignore_errors=True)
+    if stage is not None:
+      shutil.rmtree(stage, ignore_errors=True)
 
 
 def _half_precision_drop(full, half, check_images) -> float:

@@ -23,7 +23,9 @@ tf_env.set_defaults()
 from absl import app, flags, logging  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir to ship (its best weights).")
-_DEST = flags.DEFINE_string("dest", None, "Folder to write; default models/fgrn_x<scale>.")
+_DEST = flags.DEFINE_string(
+    "dest", None, "Folder to write; default models/fgrn_x<scale>. Replaced only when it is "
+    "missing, empty or a model shipped there before (its MODEL_CARD.md is kept).")
 _CHECK_DIR = flags.DEFINE_string(
     "check_dir", None, "Images to check the shipped files on (default: the run's validation "
     "folder, else its training images).")
@@ -38,15 +40,25 @@ def main(argv):
     from export import export_lib, ship_lib
     from fgrn_tf.data import images
     from fgrn_tf.inference import default_model_path
-    from fgrn_tf.workdir import read_experiment, weights_path
+    from fgrn_tf.workdir import weights_path
 
-    scale = read_experiment(_WORKDIR.value).model.scale
+    scale = export_lib.read_config(_WORKDIR.value).model.scale
     weights_path(_WORKDIR.value)
     dest = pathlib.Path(_DEST.value or default_model_path(scale))
+    # What is read must not be what is replaced: checked before any work is done.
+    inputs = [("--workdir", _WORKDIR.value), ("--check_dir", _CHECK_DIR.value)]
+    if not _CHECK_DIR.value:
+      inputs += [("run's image folder", d) for d in export_lib.image_dirs(_WORKDIR.value)]
+    export_lib.check_apart(dest, inputs, flag="--dest")
+    ship_lib.check_dest(dest)
+
+    def log(line):
+      print(f"ship: {line}", flush=True)
+
     files = (images.list_images(_CHECK_DIR.value) if _CHECK_DIR.value
              else export_lib.default_image_files(_WORKDIR.value))
-    check = export_lib.load_check_images(files, scale, limit=_CHECK_IMAGES.value)
-    ship_lib.ship(_WORKDIR.value, dest, check, log=lambda line: print(f"ship: {line}", flush=True))
+    check = export_lib.load_check_images(files, scale, limit=_CHECK_IMAGES.value, log=log)
+    ship_lib.ship(_WORKDIR.value, dest, check, log=log)
   except Exception as e:  # missing workdir or images, failed check, over the size limit
     text = str(e).strip()
     sys.exit(f"ship: error: {text.splitlines()[0] if text else type(e).__name__}")

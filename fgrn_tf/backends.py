@@ -235,10 +235,13 @@ class TFLiteBackend(Backend):
   def _half(self, half: str) -> _TFLiteHalf:
     if half not in self.halves:
       (have, path), = ((k, v.origin) for k, v in self.halves.items())
+      # Read by command-line users (--model) as well as callers of load_backend: it names what
+      # to give, as a path either accepts ("down.tflite,up.tflite" is a pair for both).
+      other = pathlib.Path(path).with_name(TFLITE_FILES[half])
+      pair = (other, path) if half == "downscale" else (path, other)
       raise MissingHalfError(
-          f"{path} holds only the {have} half of FGRN; to {half}, load "
-          f"{TFLITE_FILES[half]} too: pass both .tflite files (or their folder, or the export "
-          f"folder) to load_backend")
+          f"{path} holds only the {have} half of FGRN, not the {half}r: to {half}, give both "
+          f"files ({pair[0]},{pair[1]}), the folder holding them, or the export folder")
     return self.halves[half]
 
   def downscale(self, hr):

@@ -77,17 +77,24 @@ def test_extra_options_of_load_backend_are_keyword_only():
 
 
 def test_single_tflite_file_runs_its_half_and_names_what_to_pass_for_the_other(exported):
-  up = backends.load_backend(exported.tflite / "upscaler.tflite")
+  # The message reaches command-line users too ("model X: ..."): it names files and folders to
+  # give, not a Python function to call.
+  up_file, down_file = exported.tflite / "upscaler.tflite", exported.tflite / "downscaler.tflite"
+  up = backends.load_backend(up_file)
   assert up.scale == 2
   assert_matches_keras(up, exported.keras, halves=("upscale",))
-  with pytest.raises(backends.MissingHalfError,
-                     match=r"upscaler.tflite holds only the upscale half.*to downscale, load "
-                           r"downscaler.tflite too"):
+  with pytest.raises(backends.MissingHalfError) as info:
     up.downscale(hr_batch())
-  down = backends.load_backend(exported.tflite / "downscaler.tflite")
+  assert str(info.value) == (
+      f"{up_file} holds only the upscale half of FGRN, not the downscaler: to downscale, give "
+      f"both files ({down_file},{up_file}), the folder holding them, or the export folder")
+  down = backends.load_backend(down_file)
   assert_matches_keras(down, exported.keras, halves=("downscale",))
-  with pytest.raises(backends.MissingHalfError, match="only the downscale half.*upscaler.tflite"):
+  with pytest.raises(backends.MissingHalfError, match="only the downscale half.*not the upscaler"
+                     ) as info:
     down.upscale(hr_batch())
+  assert "load_backend" not in str(info.value)
+  assert backends.load_backend(f"{down_file},{up_file}").upscale(hr_batch()).shape[1] == 24
 
 
 def test_tflite_backend_follows_changing_input_sizes(exported):

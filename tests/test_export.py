@@ -4,9 +4,13 @@ One export of a tiny model in every format, made by `export/export_main.py` run 
 the repo root, feeds most tests (about a minute of CPU on 2 cores).
 """
 
+import dataclasses
+import errno
 import json
 import os
 import pathlib
+import shutil
+import stat
 import subprocess
 import sys
 import types
@@ -43,28 +47,62 @@ def smooth_images(seed: int, sizes) -> list[np.ndarray]:
   return out
 
 
-def make_workdir(path: pathlib.Path):
+def make_workdir(path: pathlib.Path, data_dirs=(), training_leftovers: bool = False):
   model = tiny_model()
-  workdir.write_experiment(path, config.smoke())
+  experiment = config.smoke()
+  experiment = dataclasses.replace(experiment,
+                                   train=experiment.train.replace(data_dirs=tuple(data_dirs)))
+  workdir.write_experiment(path, experiment)
   model.save_weights(path / workdir.BEST_WEIGHTS)
+  if training_leftovers:  # what a real run holds besides what inference needs
+    shutil.copy(path / workdir.BEST_WEIGHTS, path / workdir.LAST_WEIGHTS)
+    (path / "backup").mkdir()
+    (path / "backup" / "state.json").write_text('{"epoch": 3}')
+    (path / "tensorboard").mkdir()
+    (path / "tensorboard" / "events.out.tfevents.1").write_bytes(b"events")
+    (path / "train_state.json").write_text('{"step": 6}')
   return model
 
 
-def export_cli(*args, timeout=900):
+def export_cli(*args, timeout=900, umask=-1):
   return subprocess.run([sys.executable, "export/export_main.py", *map(str, args)], cwd=ROOT,
-                        env=ENV, capture_output=True, text=True, timeout=timeout)
+                        env=ENV, capture_output=True, text=True, timeout=timeout, umask=umask)
+
+
+def error_line(proc) -> str:
+  """The one error line of a failed command (TF's own start-up lines aside)."""
+  assert proc.returncode != 0, proc.stdout[-2000:]
+  assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("export: error:")]
+  assert len(errors) == 1, proc.stderr[-3000:]
+  return errors[0]
+
+
+def snapshot(folder: pathlib.Path) -> dict:
+  """Every path under `folder` with its bytes (None for folders): to tell it was not touched."""
+  return {p.relative_to(folder).as_posix(): None if p.is_dir() else p.read_bytes()
+          for p in sorted(folder.rglob("*"))}
+
+
+CORRUPT_PNG = b"\x89PNG\r\n\x1a\n truncated"
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
   base = tmp_path_factory.mktemp("export")
-  wd, check, out = base / "workdir", base / "check", base / "out"
-  make_workdir(wd)
+  wd, check, out, train = base / "workdir", base / "check", base / "out", base / "train"
   for i, image in enumerate(smooth_images(1, [(40, 48), (32, 32), (36, 30)])):
     images.write_image(check / f"c{i}.png", image)
+  (check / "c3.png").write_bytes(CORRUPT_PNG)
+  # The run trained on a folder with a file that training skipped: int8_full calibrates on it.
+  for i, image in enumerate(smooth_images(2, [(48, 40), (40, 40)])):
+    images.write_image(train / f"t{i}.png", image)
+  (train / "t2_broken.png").write_bytes(CORRUPT_PNG)
+  make_workdir(wd, data_dirs=[str(train)])
   # int8_full is kept whatever its quality on this random network, so that it can be tested.
+  # umask 022 is what a server's export job usually runs with: TF Serving must read the files.
   proc = export_cli("--workdir", wd, "--output_dir", out, "--check_dir", check,
-                    "--check_crop", 0, "--max_int8_full_drop", 1000)
+                    "--check_crop", 0, "--max_int8_full_drop", 1000, umask=0o022)
   assert proc.returncode == 0, proc.stderr[-3000:]
   keras = backends.load_backend(wd)
   return types.SimpleNamespace(out=out, wd=wd, keras=keras, stdout=proc.stdout,
@@ -350,3 +388,145 @@ def test_full_int8_is_left_out_when_its_round_trip_loses_too_much(tmp_path):
   assert export_lib.quality_gate(artifacts, tmp_path, 1.0) == ["tflite_int8_full"]
   assert "2.5 dB below Keras" in artifacts["tflite_int8_full"]["skipped"]
   assert not folder.exists() and "path" not in artifacts["tflite_int8_full"]["files"]["upscale"]
+
+
+def test_export_skips_unreadable_check_and_training_images(run):
+  # The default formats include int8_full, calibrated on the run's training folder, which holds
+  # a file training skipped; the check folder holds one too.
+  assert "tflite_int8_full" in run.manifest["artifacts"]
+  assert run.manifest["check_set"]["images"] == ["c0.png", "c1.png", "c2.png"]
+  skipped = [line for line in run.stdout.splitlines() if "skipping" in line]
+  assert any("c3.png" in line for line in skipped), run.stdout
+  assert any("t2_broken.png" in line for line in skipped), run.stdout
+
+
+def test_unreadable_images_are_skipped_and_none_left_is_one_line(tmp_path):
+  good = smooth_images(3, [(20, 24), (16, 16)])
+  files = [tmp_path / "a_broken.png", tmp_path / "b.png", tmp_path / "c_empty.png",
+           tmp_path / "d.png", tmp_path / "e_missing.png"]
+  files[0].write_bytes(CORRUPT_PNG)
+  files[2].write_bytes(b"")
+  images.write_image(files[1], good[0])
+  images.write_image(files[3], good[1])
+  lines = []
+  check = export_lib.load_check_images(files, 2, limit=2, log=lines.append)
+  assert [name for name, _ in check] == ["b.png", "d.png"]
+  assert len(lines) == 2 and "a_broken.png" in lines[0] and "c_empty.png" in lines[1]
+  calibration = export_lib.load_calibration_images(files, 2, log=lines.append)
+  assert [im.shape for im in calibration] == [(20, 24, 3), (16, 16, 3)]
+  for load in (export_lib.load_check_images, export_lib.load_calibration_images):
+    with pytest.raises(export_lib.ExportError, match="no usable .* among 3 file") as info:
+      load([files[0], files[2], files[4]], 2, log=lambda _: None)
+    assert "\n" not in str(info.value) and "a_broken.png" in str(info.value)
+
+
+def test_export_folder_follows_the_umask(run):
+  # tempfile.mkdtemp makes an owner-only folder; under umask 022 a plain mkdir gives 0755 and
+  # open() 0644, so the account TF Serving runs as can read the export.
+  assert stat.S_IMODE(run.out.stat().st_mode) == 0o755
+  found = list(run.out.rglob("*"))
+  assert any(p.name == "saved_model.pb" for p in found)
+  for p in found:
+    assert stat.S_IMODE(p.stat().st_mode) == (0o755 if p.is_dir() else 0o644), p
+
+
+def fake_export(path: pathlib.Path, extra: str | None = None):
+  """A folder as a previous export leaves it (manifest, SavedModel and .tflite names)."""
+  (path / "fgrn_x2" / "1" / "variables").mkdir(parents=True)
+  (path / "fgrn_x2" / "1" / "saved_model.pb").write_bytes(b"pb")
+  (path / "tflite" / "float32").mkdir(parents=True)
+  (path / "tflite" / "float32" / "upscaler.tflite").write_bytes(b"tflite")
+  (path / "manifest.json").write_text(json.dumps(
+      {"format": export_lib.MANIFEST_FORMAT, "model_name": "fgrn_x2", "version": 1,
+       "artifacts": {}}))
+  if extra:
+    (path / extra).parent.mkdir(parents=True, exist_ok=True)
+    (path / extra).write_text("mine")
+
+
+REFUSED = {
+    # case: (what --output_dir is, a word the error line must hold)
+    "the_workdir_itself": ("wd", "--workdir"),
+    "inside_the_workdir": ("wd/exported", "--workdir"),
+    "a_folder_holding_the_workdir": (".", "--workdir"),
+    "another_training_workdir": ("other_run", "training workdir"),
+    "a_dataset": ("photos", "images"),
+    "a_folder_of_other_files": ("notes", "not an export"),
+    "an_export_with_a_file_added": ("old_export", "notes.txt"),
+    "an_export_with_a_folder_added": ("old_export2", "tflite/mine"),
+    "the_check_dir": ("check", "--check_dir"),
+    "a_folder_holding_the_calibration_dir": ("calib", "--calibration_dir"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_overwrite_never_replaces_what_the_export_did_not_make(tmp_path, case):
+  base = tmp_path / "base"
+  wd = base / "wd"
+  make_workdir(wd, training_leftovers=True)
+  make_workdir(base / "other_run", training_leftovers=True)
+  for i, image in enumerate(smooth_images(4, [(24, 24), (20, 28)])):
+    images.write_image(base / "photos" / f"p{i}.jpg", image)
+    images.write_image(base / "check" / f"c{i}.png", image)
+    images.write_image(base / "calib" / "train" / f"t{i}.png", image)
+  (base / "notes").mkdir()
+  (base / "notes" / "todo.txt").write_text("mine")
+  fake_export(base / "old_export", extra="notes.txt")
+  fake_export(base / "old_export2", extra="tflite/mine/readme.txt")
+  before = snapshot(tmp_path)
+  output, word = REFUSED[case]
+  proc = export_cli("--workdir", wd, "--output_dir", base / output, "--overwrite",
+                    "--formats", "savedmodel", "--check_dir", base / "check",
+                    "--calibration_dir", base / "calib" / "train", timeout=600)
+  line = error_line(proc)
+  assert word in line, line
+  assert "wrote" not in proc.stdout
+  assert snapshot(tmp_path) == before  # nothing deleted, nothing written, no staging left
+
+
+def test_overwrite_replaces_a_previous_export_and_nothing_else(tmp_path):
+  out = tmp_path / "out"
+  fake_export(out)
+  (tmp_path / "beside.txt").write_text("mine")
+  check = [("r.png", smooth_images(5, [(16, 20)])[0])]
+  with pytest.raises(export_lib.ExportError, match="previous export.*--overwrite"):
+    export_lib.export(tiny_model(), out, check, formats=["savedmodel"], log=lambda _: None)
+  manifest = export_lib.export(tiny_model(), out, check, formats=["savedmodel"], overwrite=True,
+                               log=lambda _: None)
+  assert set(manifest["artifacts"]) == {"savedmodel"}
+  assert sorted(p.name for p in out.iterdir()) == ["fgrn_x2", "manifest.json"]  # no old tflite/
+  assert (out / "fgrn_x2" / "1" / "saved_model.pb").stat().st_size > 100
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["beside.txt", "out"]
+
+
+def test_a_full_disk_is_reported_on_the_output_path_not_the_hidden_staging_one(
+    tmp_path, monkeypatch):
+  from export import saved_model
+
+  def full_disk(model, path, overwrite=False):
+    # Where TF's writer would be when the disk fills: inside the SavedModel's own staging.
+    inner = pathlib.Path(path).parent / ".1.k2j4h6g8.tmp" / "variables"
+    inner.mkdir(parents=True)
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(inner / "variables.data"))
+
+  monkeypatch.setattr(saved_model, "write", full_disk)
+  out = tmp_path / "out"
+  check = [("r.png", smooth_images(5, [(16, 20)])[0])]
+  with pytest.raises(export_lib.ExportError) as info:
+    export_lib.export(tiny_model(), out, check, formats=["savedmodel"], log=lambda _: None)
+  assert str(info.value) == (f"{out}/fgrn_x2/1/variables/variables.data: "
+                             f"{os.strerror(errno.ENOSPC)}")
+  assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("case", ["config_not_json", "config_without_model", "corrupt_weights"])
+def test_export_main_names_the_file_of_a_bad_config_or_weights(tmp_path, case):
+  wd = tmp_path / "wd"
+  make_workdir(wd)
+  bad = wd / (workdir.BEST_WEIGHTS if case == "corrupt_weights" else workdir.CONFIG)
+  bad.write_bytes({"config_not_json": b"{model: 2", "config_without_model": b'{"train": {}}',
+                   "corrupt_weights": b"not an HDF5 file"}[case])
+  proc = export_cli("--workdir", wd, "--output_dir", tmp_path / "out", timeout=300)
+  line = error_line(proc)
+  assert f"{bad}:" in line, line
+  assert not (tmp_path / "out").exists()

@@ -1,5 +1,12 @@
 """Shipping a run to models/: half-precision weights, float16 TFLite halves, the size limit."""
 
+import errno
+import json
+import os
+import shutil
+import stat
+import types
+
 import h5py
 import numpy as np
 import pytest
@@ -16,7 +23,30 @@ def make_run(path):
   workdir.write_experiment(path, config.smoke())
   model.save_weights(path / workdir.BEST_WEIGHTS)
   (path / "train_state.json").write_text('{"step": 6}')
+  # What a run holds besides what shipping copies: none of it may be lost.
+  shutil.copy(path / workdir.BEST_WEIGHTS, path / workdir.LAST_WEIGHTS)
+  (path / "backup").mkdir()
+  (path / "backup" / "state.json").write_text('{"epoch": 2}')
   return model
+
+
+def fake_shipped(path, extra=None):
+  """A folder as an earlier `ship` left it, with its hand-written model card."""
+  (path / "export" / "tflite" / "float16").mkdir(parents=True)
+  (path / "export" / "tflite" / "float16" / "upscaler.tflite").write_bytes(b"tflite")
+  (path / "export" / "manifest.json").write_text(json.dumps(
+      {"format": export_lib.MANIFEST_FORMAT, "model_name": "fgrn_x2", "version": 1,
+       "artifacts": {}}))
+  (path / "config.json").write_text("{}")
+  (path / workdir.BEST_WEIGHTS).write_bytes(b"old weights")
+  (path / "MODEL_CARD.md").write_text("# FGRN x2, written by hand\n")
+  if extra:
+    (path / extra).write_text("mine")
+
+
+def snapshot(folder):
+  return {p.relative_to(folder).as_posix(): None if p.is_dir() else p.read_bytes()
+          for p in sorted(folder.rglob("*"))}
 
 
 def check_images():
@@ -31,35 +61,129 @@ def float_dtypes(path):
   return found
 
 
-def test_shipped_model_loads_like_a_workdir_and_matches_the_run(tmp_path):
-  run, dest = tmp_path / "run", tmp_path / "models" / "fgrn_x2"
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory):
+  # Shipped over an earlier shipped model, under the umask a release job usually has.
+  base = tmp_path_factory.mktemp("ship")
+  run, dest = base / "run", base / "models" / "fgrn_x2"
   make_run(run)
+  fake_shipped(dest)
   lines = []
-  ship_lib.ship(run, dest, check_images(), log=lines.append)
+  umask = os.umask(0o022)
+  try:
+    ship_lib.ship(run, dest, check_images(), log=lines.append)
+  finally:
+    os.umask(umask)
+  return types.SimpleNamespace(run=run, dest=dest, lines=lines)
 
+
+def test_shipped_model_loads_like_a_workdir_and_matches_the_run(shipped):
+  run, dest, lines = shipped.run, shipped.dest, shipped.lines
   assert float_dtypes(dest / workdir.BEST_WEIGHTS) == {"float16"}
   assert float_dtypes(run / workdir.BEST_WEIGHTS) == {"float32"}
   assert (dest / "train_state.json").read_text() == '{"step": 6}'
   assert any(line.startswith("half-precision weights") for line in lines)
   hr = check_images()[0][1][None]
-  full, shipped = backends.load_backend(run), backends.load_backend(dest)
-  assert isinstance(shipped, backends.KerasBackend)
-  lr_full, lr_shipped = full.downscale(hr), shipped.downscale(hr)
+  full, kept = backends.load_backend(run), backends.load_backend(dest)
+  assert isinstance(kept, backends.KerasBackend)
+  lr_full, lr_shipped = full.downscale(hr), kept.downscale(hr)
   assert np.abs(lr_full.astype(int) - lr_shipped.astype(int)).max() <= 2
   lite = backends.load_backend(dest / ship_lib.EXPORT_SUBDIR, artifact="tflite_float16")
   assert np.abs(lite.downscale(hr).astype(int) - lr_shipped.astype(int)).max() <= 2
   assert not [p for p in dest.parent.iterdir() if p.name.startswith(".")]  # no staging left
 
 
+def test_reshipping_keeps_the_hand_written_model_card(shipped):
+  assert (shipped.dest / "MODEL_CARD.md").read_text() == "# FGRN x2, written by hand\n"
+  assert any("MODEL_CARD.md" in line for line in shipped.lines)
+  assert not (shipped.dest / "export" / "tflite" / "float16" / "upscaler.tflite").read_bytes() \
+      .startswith(b"tflite")  # the rest was replaced
+
+
+def test_shipped_folder_follows_the_umask(shipped):
+  # Under umask 022 a plain mkdir gives 0755 and open() 0644: staging folders made by
+  # tempfile.mkdtemp are owner-only and must not end up shipped that way.
+  found = [shipped.dest, *shipped.dest.rglob("*")]
+  assert any(p.name == "downscaler.tflite" for p in found)
+  for p in found:
+    assert stat.S_IMODE(p.stat().st_mode) == (0o755 if p.is_dir() else 0o644), p
+
+
+REFUSED = {
+    # case: (what dest is, a word the error must hold)
+    "the_workdir_itself": ("run", "workdir"),
+    "inside_the_workdir": ("run/shipped", "workdir"),
+    "a_folder_holding_the_workdir": (".", "workdir"),
+    "another_training_workdir": ("other_run", "training workdir"),
+    "a_dataset": ("photos", "images"),
+    "a_folder_of_other_files": ("notes", "not a shipped model"),
+    "a_shipped_model_with_a_file_added": ("models/fgrn_x2", "notes.txt"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_ship_never_replaces_what_it_did_not_make(tmp_path, case):
+  from fgrn_tf.data import images
+
+  base = tmp_path / "base"
+  make_run(base / "run")
+  make_run(base / "other_run")
+  for i, (_, image) in enumerate(check_images()):
+    images.write_image(base / "photos" / f"p{i}.png", image)
+  (base / "notes").mkdir()
+  (base / "notes" / "todo.txt").write_text("mine")
+  fake_shipped(base / "models" / "fgrn_x2", extra="notes.txt")
+  before = snapshot(tmp_path)
+  dest, word = REFUSED[case]
+  with pytest.raises(export_lib.ExportError, match=word) as info:
+    ship_lib.ship(base / "run", base / dest, check_images(), log=lambda _: None)
+  assert "\n" not in str(info.value)
+  assert snapshot(tmp_path) == before
+
+
+def test_ship_main_refuses_a_dest_that_is_the_check_dir(tmp_path):
+  import subprocess
+  import sys
+
+  from fgrn_tf.data import images
+
+  make_run(tmp_path / "run")
+  for i, (_, image) in enumerate(check_images()):
+    images.write_image(tmp_path / "check" / f"c{i}.png", image)
+  before = snapshot(tmp_path)
+  proc = subprocess.run(
+      [sys.executable, "export/ship_main.py", "--workdir", str(tmp_path / "run"), "--check_dir",
+       str(tmp_path / "check"), "--dest", str(tmp_path / "check")],
+      cwd=ship_lib.pathlib.Path(ship_lib.__file__).parents[1], capture_output=True, text=True,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=600)
+  assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("ship: error:")]
+  assert len(errors) == 1 and "--check_dir" in errors[0], proc.stderr[-2000:]
+  assert snapshot(tmp_path) == before
+
+
+def test_a_full_disk_is_reported_on_dest_not_the_hidden_staging_folder(tmp_path, monkeypatch):
+  def full_disk(src, dst):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+
+  monkeypatch.setattr(ship_lib, "half_precision_weights", full_disk)
+  run, dest = tmp_path / "run", tmp_path / "models" / "fgrn_x2"
+  make_run(run)
+  with pytest.raises(export_lib.ExportError) as info:
+    ship_lib.ship(run, dest, check_images(), log=lambda _: None)
+  assert str(info.value) == f"{dest / workdir.BEST_WEIGHTS}: {os.strerror(errno.ENOSPC)}"
+  assert list(dest.parent.iterdir()) == []
+
+
 def test_over_the_size_limit_keeps_the_model_already_shipped(tmp_path):
   run, dest = tmp_path / "run", tmp_path / "models" / "fgrn_x2"
   make_run(run)
-  dest.mkdir(parents=True)
-  (dest / "config.json").write_text("{}")
+  fake_shipped(dest)
+  before = snapshot(dest)
   with pytest.raises(export_lib.ExportError, match="over the 0 MB limit"):
     ship_lib.ship(run, dest, check_images(), log=lambda _: None, size_limit=1000)
   assert [p.name for p in dest.parent.iterdir()] == ["fgrn_x2"]
-  assert (dest / "config.json").read_text() == "{}"
+  assert snapshot(dest) == before
 
 
 def test_export_without_a_workdir_exports_the_shipped_model(tmp_path):

@@ -1,79 +1,9 @@
 """`python eval_main.py`: FGRN / bicubic on Set5, Set14, ... -> results.json, results.md, figures.
 
-Example:
-  python eval_main.py --method bicubic,fgrn --scale 2 --datasets Set5,Set14 \\
-      --model workdirs/x2 --output_dir results/x2
+The same tool as `fgrn-eval` (fgrn_tf/cli/evaluate.py); see docs/evaluation.md.
 """
 
-from __future__ import annotations
-
-import os
-import sys
-
-from absl import app, flags
-
-from fgrn_tf import tf_env  # noqa: E402
-
-tf_env.set_defaults()
-
-_METHOD = flags.DEFINE_string(
-    "method", "fgrn", "Methods to evaluate, comma-separated: fgrn, bicubic.")
-_SCALE = flags.DEFINE_integer("scale", 2, "Rescaling factor (2 or 4 in the paper).")
-_DATASETS = flags.DEFINE_string(
-    "datasets", "Set5,Set14",
-    "Comma-separated dataset names (folders under --data_root) or paths to image folders.")
-_MODEL = flags.DEFINE_string(
-    "model", None,
-    "FGRN model for --method fgrn: a training workdir, an exported SavedModel, or a .tflite "
-    "pair. Default: shipped weights in models/fgrn_x{scale}/.")
-_OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", None, "Where results.json, results.md and the figures are written.")
-_DATA_ROOT = flags.DEFINE_string(
-    "data_root", None,
-    "Folder holding the named datasets. Default: $FGRN_DATA_ROOT, else ../shared/datasets "
-    "beside the repo when it exists.")
-_NIQE_PARAMS = flags.DEFINE_string(
-    "niqe_params", None,
-    "NIQE pristine model (.npz with mu_pris_param, cov_pris_param, gaussian_window). "
-    "Default: $FGRN_NIQE_PARAMS, else ../shared/metrics/niqe_pris_params.npz; 'none' skips NIQE.")
-_PROGRESS = flags.DEFINE_bool("progress", True, "Draw a progress bar over images on stderr.")
-_OVERWRITE = flags.DEFINE_bool(
-    "overwrite", False, "Replace results.json, results.md and figures already in --output_dir.")
-_MAX_PIXELS = flags.DEFINE_integer(
-    "max_pixels", None, "Skip image files of more pixels than this. Default: $FGRN_MAX_PIXELS, "
-    "else 2**27 (134 million).", lower_bound=1)
-flags.mark_flag_as_required("output_dir")
-
-
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  from fgrn_tf.data import images
-
-  images.set_max_pixels(_MAX_PIXELS.value, flag="--max_pixels")  # before Keras imports cv2
-  from fgrn_tf import eval_lib
-
-  try:
-    results = eval_lib.evaluate(
-        _METHOD.value, _SCALE.value, _DATASETS.value.split(","), _OUTPUT_DIR.value,
-        model=_MODEL.value, data_root=_DATA_ROOT.value, niqe_params=_NIQE_PARAMS.value,
-        progress=_PROGRESS.value, overwrite=_OVERWRITE.value)
-  except eval_lib.EvalError as e:
-    print(f"eval_main.py: error: {e}", file=sys.stderr)
-    return 1
-  for name, entry in results["datasets"].items():
-    for method, m in entry["methods"].items():
-      if m["psnr"] is None:
-        print(f"{name} x{results['scale']} {method}: no image evaluated")
-      else:
-        skipped = len(entry["skipped"])
-        covers = (f"{m['images']} images" if not skipped else
-                  f"{m['images']} of {entry['files']} images; {skipped} skipped, see results.md")
-        print(f"{name} x{results['scale']} {method}: PSNR {m['psnr']:.2f} dB  "
-              f"SSIM {m['ssim']:.4f}  ({covers})")
-  print(f"wrote {os.path.join(_OUTPUT_DIR.value, 'results.json')} and results.md")
-  return 0
-
+from fgrn_tf.cli.evaluate import main
 
 if __name__ == "__main__":
-  app.run(main)
+  main()

@@ -14,10 +14,10 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+from fgrn_tf import tf_env
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "bench"
-
-from fgrn_tf import tf_env  # noqa: E402
 
 # The official IRN (PyTorch 2.13 CPU, 2 threads) and FGRN-TF measured side by side on one
 # machine, two rounds alternating within the same hour (2026-12-01). A speed-up is a ratio of
@@ -217,14 +217,6 @@ def summarize(times: Sequence[float]) -> dict:
           "runs": len(times)}
 
 
-def write_json(path, obj) -> None:
-  path = pathlib.Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_suffix(path.suffix + ".tmp")
-  tmp.write_text(json.dumps(obj, indent=1, default=float))
-  tmp.replace(path)
-
-
 def progress(tag: str, message: str) -> None:
   """One progress line, flushed at once (the runner streams worker output live)."""
   print(f"[{time.strftime('%H:%M:%S')}] {tag}: {message}", flush=True)
@@ -286,11 +278,32 @@ def run_script(script: pathlib.Path, args: Sequence[str], timeout: float,
   return code, text
 
 
+def run_json_script(script: pathlib.Path, args: Sequence[str], json_path: pathlib.Path,
+                    timeout: float, log_path: pathlib.Path | None = None, tag: str = "",
+                    env: dict | None = None) -> tuple[dict | None, str, str]:
+  """Runs `python script args --json_out json_path` (see `run_script`) and reads its JSON.
+
+  Returns:
+    (the JSON the script wrote, or None when it failed; why it failed, "timed out" or
+    "exit code N", else ""; the captured output).
+  """
+  json_path.unlink(missing_ok=True)  # a file left by an earlier run is no result of this one
+  code, text = run_script(script, [*args, "--json_out", str(json_path)], timeout,
+                          log_path=log_path, tag=tag, env=env)
+  if code != 0 or not json_path.exists():
+    return None, "timed out" if code is None else f"exit code {code}", text
+  return json.loads(json_path.read_text()), "", text
+
+
+def script_parser(doc: str) -> argparse.ArgumentParser:
+  """An argument parser whose --help shows the script's docstring `doc` as written."""
+  return argparse.ArgumentParser(description=doc,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+
 
 def model_bench_parser(doc: str) -> argparse.ArgumentParser:
   """The flags every per-model benchmark takes: --scales, --threads, --quick, --json_out."""
-  parser = argparse.ArgumentParser(description=doc,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = script_parser(doc)
   parser.add_argument("--scales", default="2,4", help="comma-separated scales")
   parser.add_argument("--threads", type=int, default=None, help="intra/inter-op threads")
   parser.add_argument("--quick", action="store_true", help="tiny networks and images")

@@ -23,7 +23,8 @@ import statistics
 import sys
 import time
 
-from bench import common  # noqa: E402
+from bench import common
+from fgrn_tf import files
 
 SETTINGS = {  # name -> (dense block formulation, TF_ENABLE_ONEDNN_OPTS)
     "old": ("old", "0"), "new": ("new", "0"), "old+onednn": ("old", "1"),
@@ -99,15 +100,14 @@ def worker(dense: str, quick: bool, runs: int) -> list[dict]:
     record("downscale", scale, time_cpu(functools.partial(backend.downscale, hr), runs))
     record("upscale", scale, time_cpu(functools.partial(backend.upscale, lr), runs))
     model.compile(optimizer=keras.optimizers.Adam(1e-4))
-    data = next(iter(make_dataset(scale, batch, patch)))
+    data = next(iter(make_dataset(batch, patch)))
     step = tf.function(model.train_step)
     record("train step", scale, time_cpu(functools.partial(step, data), runs))
   return rows
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = common.script_parser(__doc__)
   parser.add_argument("--quick", action="store_true", help="tiny networks and images")
   parser.add_argument("--runs", type=int, default=None, help="timed runs per measurement")
   parser.add_argument("--settings", default=",".join(SETTINGS),
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
       cells.append(f"{row['cpu']:.3f} ({row['wall']:.3f})")
     print(f"{what + f' x{scale}':22}" + "".join(f"{c:>20}" for c in cells))
   if args.json_out:
-    common.write_json(args.json_out, {"machine": info, "settings": table})
+    files.write_json(args.json_out, {"machine": info, "settings": table})
   return 0
 
 

@@ -1,6 +1,6 @@
 """Exported FGRN artifacts: size on disk, agreement with Keras on Set5, latency at 1 and 2 threads.
 
-For each scale, exports a model with every format (`export/export_lib.py`; the manifest gives
+For each scale, exports a model with every format (`fgrn_tf.export`; the manifest gives
 the sizes and the round-trip PSNR of each artifact against Keras on whole Set5 images;
 full-integer int8 is kept whatever its quality, to be measured), then times the downscale of
 an N x N HR image and the upscale of its N/s x N/s LR with Keras, the SavedModel and each
@@ -22,7 +22,8 @@ import pathlib
 import sys
 import tempfile
 
-from bench import common  # noqa: E402
+from bench import common
+from fgrn_tf import files
 
 QUICK_HR_SIDE = 64
 SET5 = common.ROOT.parent / "shared" / "datasets" / "Set5"
@@ -32,8 +33,8 @@ def _model(args, scale: int):
   """(FGRN, description): a trained workdir's model, or the paper-sized one untrained."""
   import numpy as np
 
-  from fgrn_tf.inference import default_model_path
   from fgrn_tf.models.fgrn import FGRN
+  from fgrn_tf.models.shipped import default_model_path
   from fgrn_tf.workdir import load_model
 
   shipped = default_model_path(scale)
@@ -57,9 +58,9 @@ def _relative(path) -> str:
 
 def export_all(args, scale: int, out: pathlib.Path) -> dict:
   """Exports every format to `out/export` and saves the weights as a workdir `out/workdir`."""
-  from export import export_lib
   from fgrn_tf import config, workdir
   from fgrn_tf.data.images import list_images
+  from fgrn_tf.export import export_lib, inputs
 
   model, description = _model(args, scale)
   wd = out / "workdir"
@@ -67,7 +68,7 @@ def export_all(args, scale: int, out: pathlib.Path) -> dict:
   model.save_weights(wd / workdir.BEST_WEIGHTS)
   check_dir = pathlib.Path(args.check_dir)
   crop = QUICK_HR_SIDE if args.quick else 0
-  check = export_lib.load_check_images(list_images(check_dir), model.scale, crop=crop)
+  check = inputs.load_check_images(list_images(check_dir), model.scale, crop=crop)
   manifest = export_lib.export(model, out / "export", check, overwrite=True,
                                max_int8_full_drop=float("inf"),
                                log=lambda m: common.progress("export", m))
@@ -111,8 +112,7 @@ def worker(args) -> None:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = common.script_parser(__doc__)
   parser.add_argument("--quick", action="store_true", help="tiny network and 64x64 images")
   parser.add_argument("--scales", default="2,4")
   parser.add_argument("--sizes", default="256,512,1024", help="HR sides to time")
@@ -158,10 +158,18 @@ def main(argv=None) -> int:
                                 if line.startswith("ROWS "))[5:])
   info["loadavg_after"] = common.load_average()
   result = {"machine": info, "models": models, "latency": rows}
-  common.write_json(args.out, result)
+  files.write_json(args.out, result)
   print(report(result))
   print(f"\nwrote {args.out}")
   return 0
+
+
+def _in_export_order(artifacts: dict) -> list[tuple[str, dict]]:
+  """`artifacts` in export_lib's order of formats, which JSON written with sorted keys loses."""
+  from fgrn_tf.export.export_lib import FORMATS
+
+  rank = {name: i for i, name in enumerate(FORMATS)}
+  return sorted(artifacts.items(), key=lambda item: rank.get(item[0], len(rank)))
 
 
 def report(result: dict) -> str:
@@ -174,7 +182,7 @@ def report(result: dict) -> str:
               f"images ({', '.join(check['images'])}).", "",
               "| artifact | size | max diff down/up (levels) | round trip PSNR-Y | drop vs Keras |",
               "|---|---|---|---|---|"]
-    for name, a in m["artifacts"].items():
+    for name, a in _in_export_order(m["artifacts"]):
       g = a["agreement"]
       skipped = " (not shipped)" if "skipped" in a else ""
       lines.append(f"| {name}{skipped} | {a['bytes'] / 1e6:.2f} MB | "

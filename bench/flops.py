@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import sys
 
-from bench import common  # noqa: E402
+from bench import common
 
 MODULES = ("Gd", "F", "Gu")
+OPS = ("downscale", "upscale", "roundtrip", "train_step")  # the keys of `op_flops`
 
 
 def _modules(model) -> dict:
@@ -73,7 +74,8 @@ def profiler_flops(fn, *specs) -> int:
 
 
 def profiled_op_flops(model, hr_side: int, batch: int = 4, patch: int = 96) -> dict:
-  """`op_flops` as counted by TF's profiler (convs and element-wise ops; the Adam update too)."""
+  """`op_flops` as counted by TF's profiler: convs, element-wise ops, and in the training step
+  also the Adam update and the bicubic LR that guides F (computed inside the step)."""
   import keras
   import tensorflow as tf
 
@@ -83,11 +85,10 @@ def profiled_op_flops(model, hr_side: int, batch: int = 4, patch: int = 96) -> d
   if getattr(model, "optimizer", None) is None:
     model.compile(optimizer=keras.optimizers.Adam(1e-4))
   model.optimizer.build(model.trainable_variables)
-  data = (tf.TensorSpec([batch, patch, patch, 3], tf.float32),
-          tf.TensorSpec([batch, patch // s, patch // s, 3], tf.float32))
+  patches = tf.TensorSpec([batch, patch, patch, 3], tf.float32)
   return {"downscale": profiler_flops(model.downscale_float, hr),
           "upscale": profiler_flops(model.upscale_float, lr),
-          "train_step": profiler_flops(model.train_step, data)}
+          "train_step": profiler_flops(model.train_step, patches)}
 
 
 def peak_flops(n: int = 4096, runs: int = 3) -> dict:

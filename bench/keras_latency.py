@@ -7,12 +7,11 @@ One process per thread count (TensorFlow fixes its thread pools when it starts):
 
 from __future__ import annotations
 
-import argparse
-import pathlib
 import sys
 import time
 
-from bench import common  # noqa: E402
+from bench import common
+from fgrn_tf import files
 
 # Timed runs per HR side: the big images take seconds each, and the full benchmark has to
 # finish in ~15 minutes on 2 cores.
@@ -73,14 +72,10 @@ def _fmt(times) -> str:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--threads", type=int, default=2, help="intra- and inter-op threads")
-  parser.add_argument("--scales", default="2,4", help="comma-separated scales")
+  parser = common.model_bench_parser(__doc__)
+  parser.set_defaults(threads=2)
   parser.add_argument("--sizes", default="256,512,1024", help="comma-separated HR sides")
   parser.add_argument("--runs", type=int, default=None, help="timed runs per size")
-  parser.add_argument("--quick", action="store_true", help="tiny network (smoke preset)")
-  parser.add_argument("--json_out", type=pathlib.Path, help="write the rows here as JSON")
   args = parser.parse_args(argv)
   common.announce("keras_latency")
   common.configure_tf(threads=args.threads)
@@ -89,7 +84,7 @@ def main(argv=None) -> int:
     rows += measure(scale, [int(s) for s in args.sizes.split(",")], args.threads, args.quick,
                     args.runs)
   if args.json_out:
-    common.write_json(args.json_out, {"rows": rows})
+    files.write_json(args.json_out, {"rows": rows})
   return 0
 
 

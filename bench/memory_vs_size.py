@@ -23,10 +23,9 @@ import sys
 import tempfile
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-TIME = "/usr/bin/time"
+from bench import common
 
-from bench import common  # noqa: E402
+TIME = "/usr/bin/time"
 
 
 def synthetic_image(side: int, seed: int = 0, rows: int = 512):
@@ -53,11 +52,11 @@ def run_measured(args: list[str], timeout: float | None) -> tuple[int | None, fl
   Returns:
     (peak RSS in KiB or None, wall seconds, status: "ok", "exit N" or "timeout").
   """
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(common.ROOT)}
   start = time.perf_counter()
   try:
     proc = subprocess.run([TIME, "-v", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, cwd=ROOT)
+                          timeout=timeout, cwd=common.ROOT)
   except subprocess.TimeoutExpired:
     return None, time.perf_counter() - start, "timeout"
   seconds = time.perf_counter() - start
@@ -130,7 +129,7 @@ def main(argv=None) -> int:
     if args.quick:
       print(f"model: {model}")
     else:  # what the interpreter, TF and the package take before any image
-      base_kib, base_s, _ = run_measured([python, "-c", "import fgrn_tf.inference"], args.timeout)
+      base_kib, base_s, _ = run_measured([python, "-c", "import fgrn_tf.batch"], args.timeout)
       print(f"model: {model}; `import fgrn_tf` alone: {base_kib / 1024:.0f} MiB, {base_s:.1f} s")
     print(f"{'MP':>6} {'size':>11} {'tile':>6} {'peak RSS MiB':>13} {'seconds':>8}  status")
     measured = {}  # tile -> [(megapixels, peak MiB)] of the cases that ran

@@ -12,25 +12,25 @@ machine's load shows as spread instead of as a difference between settings.
 
 from __future__ import annotations
 
-import json
 import pathlib
 import statistics
 import sys
 import tempfile
 
-from bench import common  # noqa: E402
+from bench import common
+from fgrn_tf import files
 
 SETTINGS = {"on": "1", "off": "0"}
 
 
-def worker_args(kind: str, scales: str, quick: bool, json_out: pathlib.Path) -> list[str]:
+def worker_args(kind: str, scales: str, quick: bool) -> list[str]:
   if kind == "latency":
     args = ["--threads", "2", "--scales", scales, "--sizes", "64" if quick else "512",
             "--runs", "3"]
   else:
     args = ["--modes", "default", "--scales", scales, "--batch", "4",
             "--patch", "32" if quick else "96", "--steps", "3" if quick else "8"]
-  return [*args, *(["--quick"] if quick else []), "--json_out", str(json_out)]
+  return [*args, *(["--quick"] if quick else [])]
 
 
 def measure(scales: str, rounds: int, quick: bool) -> dict:
@@ -41,13 +41,12 @@ def measure(scales: str, rounds: int, quick: bool) -> dict:
       for name, value in SETTINGS.items():
         for kind, script in (("latency", "keras_latency.py"), ("train", "train_modes.py")):
           out = pathlib.Path(tmp) / f"{kind}_{name}_{r}.json"
-          code, _ = common.run_script(common.BENCH_DIR / script,
-                                      worker_args(kind, scales, quick, out), timeout=1800,
-                                      tag=f"{kind} oneDNN {name} round {r + 1}",
-                                      env={"TF_ENABLE_ONEDNN_OPTS": value})
-          if code != 0 or not out.exists():
-            raise RuntimeError(f"{script} with oneDNN {name} failed (exit code {code})")
-          for row in json.loads(out.read_text())["rows"]:
+          result, why, _ = common.run_json_script(
+              common.BENCH_DIR / script, worker_args(kind, scales, quick), out, timeout=1800,
+              tag=f"{kind} oneDNN {name} round {r + 1}", env={"TF_ENABLE_ONEDNN_OPTS": value})
+          if result is None:
+            raise RuntimeError(f"{script} with oneDNN {name} failed ({why})")
+          for row in result["rows"]:
             if kind == "latency" and row["op"] == "roundtrip":
               figures[name].setdefault(("round trip (s)", row["scale"]), []).append(row["median"])
             elif kind == "train" and "steps_per_s" in row:
@@ -92,9 +91,9 @@ def main(argv=None) -> int:
   text = report(figures, info, peak)
   print(text)
   if args.json_out:
-    common.write_json(args.json_out, {"machine": info, "peak": peak, "markdown": text,
-                                      "figures": {k: {f"{w} x{s}": v for (w, s), v in d.items()}
-                                                  for k, d in figures.items()}})
+    files.write_json(args.json_out, {"machine": info, "peak": peak, "markdown": text,
+                                     "figures": {k: {f"{w} x{s}": v for (w, s), v in d.items()}
+                                                 for k, d in figures.items()}})
   return 0
 
 

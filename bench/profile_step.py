@@ -16,7 +16,8 @@ import sys
 import tempfile
 import time
 
-from bench import common  # noqa: E402
+from bench import common
+from fgrn_tf import files
 
 # Executor op events in the host plane are named "<op name>:<op type>".
 _OP_EVENT = re.compile(r"^(?P<name>[^:\s]+):(?P<type>[A-Za-z_][\w]*)$")
@@ -107,7 +108,7 @@ def profile(scale: int, quick: bool, hr_side: int = 512, batch: int = 4,
   result["upscale"] = summarize_ops(*trace_ops(lambda: backend.upscale(lr)))
 
   model.compile(optimizer=keras.optimizers.Adam(1e-4))
-  data = next(iter(make_dataset(scale, batch, patch)))
+  data = next(iter(make_dataset(batch, patch)))
   step = tf.function(model.train_step)
   step(data)
   result["train_step"] = summarize_ops(*trace_ops(lambda: step(data)))
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
   kwargs = dict(hr_side=128, batch=2, patch=32) if args.quick else {}
   results = [profile(int(s), args.quick, **kwargs) for s in args.scales.split(",")]
   if args.json_out:
-    common.write_json(args.json_out, {"rows": results})
+    files.write_json(args.json_out, {"rows": results})
   return 0
 
 

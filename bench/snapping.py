@@ -10,19 +10,17 @@ with and without snapping.
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 
-from bench import common  # noqa: E402
-from fgrn_tf import tf_env  # noqa: E402
+from bench import common
+from fgrn_tf import tf_env
 
 tf_env.set_defaults()
 
 
 def main(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = common.script_parser(__doc__)
   parser.add_argument("--model", required=True, help="training workdir or .keras file")
   parser.add_argument("--images", required=True, help="folder of HR images")
   args = parser.parse_args(argv)

@@ -9,32 +9,28 @@ process of its own (logical devices are fixed before TensorFlow initialises):
 
 from __future__ import annotations
 
-import argparse
-import pathlib
 import resource
 import sys
 import time
 
-from bench import common  # noqa: E402
+from bench import common
+from fgrn_tf import errors, files
 
 MODES = ("default", "xla", "mirrored")
 
 
-def make_dataset(scale: int, batch: int, patch: int, seed: int = 0):
-  """An endless dataset of one fixed `(hr, y_bic)` batch: the step alone, no input pipeline.
+def make_dataset(batch: int, patch: int, seed: int = 0):
+  """An endless dataset of one fixed HR batch: the step alone, no input pipeline.
 
   Returns:
-    `tf.data.Dataset` of `(hr [batch, patch, patch, 3], y_bic [batch, patch/s, patch/s, 3])`,
-    float32 in [0, 1].
+    `tf.data.Dataset` of HR batches `[batch, patch, patch, 3]`, float32 in [0, 1] (FGRN's
+    training step computes the bicubic LR it is guided by itself).
   """
   import tensorflow as tf
 
-  from fgrn_tf.data.imresize import bicubic_downscale
-
   hr = tf.random.stateless_uniform([batch, patch, patch, 3], seed=[seed, 1])
-  y_bic = bicubic_downscale(hr, scale)
   # Slices then batch (not from_tensors) so that tf.distribute can split the global batch.
-  return tf.data.Dataset.from_tensor_slices((hr, y_bic)).repeat().batch(batch)
+  return tf.data.Dataset.from_tensor_slices(hr).repeat().batch(batch)
 
 
 class _StepTimer:
@@ -89,7 +85,7 @@ def measure(scale: int, mode: str, batch: int, patch: int, steps: int, quick: bo
     with strategy.scope():
       model = FGRN(common.bench_model_config(scale, quick))
       model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=(mode == "xla"))
-    data = make_dataset(scale, batch, patch)
+    data = make_dataset(batch, patch)
     start = time.perf_counter()
     model.fit(data, steps_per_epoch=warmup, epochs=1, verbose=0, shuffle=False)
     row["first_step_s"] = time.perf_counter() - start
@@ -97,7 +93,7 @@ def measure(scale: int, mode: str, batch: int, patch: int, steps: int, quick: bo
     model.fit(data, steps_per_epoch=steps + 1, epochs=1, verbose=0, shuffle=False,
               callbacks=[timer.callback])
   except Exception as e:  # a mode that does not run is a result to report, not a crash
-    row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+    row["error"] = f"{type(e).__name__}: {errors.one_line(e)[:200]}"
     common.progress(tag, f"failed: {row['error']}")
     return row
   row.update(common.summarize(timer.step_times()))
@@ -112,18 +108,13 @@ def measure(scale: int, mode: str, batch: int, patch: int, steps: int, quick: bo
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = common.model_bench_parser(__doc__)
   parser.add_argument("--modes", default="default,xla",
                       help=f"comma-separated, from {MODES}; 'mirrored' must run alone")
-  parser.add_argument("--scales", default="2,4", help="comma-separated scales")
   parser.add_argument("--batch", type=int, default=4, help="global batch")
   parser.add_argument("--patch", type=int, default=96, help="HR patch side")
   parser.add_argument("--steps", type=int, default=5, help="timed steps")
   parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
-  parser.add_argument("--threads", type=int, default=None, help="intra/inter-op threads")
-  parser.add_argument("--quick", action="store_true", help="tiny network (smoke preset)")
-  parser.add_argument("--json_out", type=pathlib.Path, help="write the rows here as JSON")
   args = parser.parse_args(argv)
   common.announce("train_modes")
   modes = args.modes.split(",")
@@ -139,7 +130,7 @@ def main(argv=None) -> int:
                   warmup=args.warmup, strategy=strategy)
           for s in args.scales.split(",") for mode in modes]
   if args.json_out:
-    common.write_json(args.json_out, {"rows": rows})
+    files.write_json(args.json_out, {"rows": rows})
   return 0
 
 

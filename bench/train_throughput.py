@@ -10,30 +10,28 @@ that the script works; its numbers mean nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import pathlib
 import sys
 import time
 
-from bench import common  # noqa: E402
-
-common.tf_env.set_defaults()
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from fgrn_tf import config, train_lib  # noqa: E402
-from fgrn_tf.data import pipeline  # noqa: E402
+from bench import common
+from fgrn_tf import files
 
 
-class _Clock(keras.callbacks.Callback):
-  def __init__(self):
-    super().__init__()
-    self.times, self.cpu = [], []
+def _clock():
+  """A Keras callback recording the wall and CPU time at the end of each training batch."""
+  import keras
 
-  def on_train_batch_end(self, batch, logs=None):
-    self.times.append(time.perf_counter())
-    self.cpu.append(time.process_time())
+  class Clock(keras.callbacks.Callback):
+    def __init__(self):
+      super().__init__()
+      self.times, self.cpu = [], []
+
+    def on_train_batch_end(self, batch, logs=None):
+      self.times.append(time.perf_counter())
+      self.cpu.append(time.process_time())
+
+  return Clock()
 
 
 def steps_per_second(model_cfg, image_set, patch, batch, constant, steps, warmup):
@@ -42,19 +40,24 @@ def steps_per_second(model_cfg, image_set, patch, batch, constant, steps, warmup
   On a shared CPU the wall-clock rate depends on the other load; `ncpu / CPU-seconds per step`
   bounds what the machine would do alone.
   """
+  import tensorflow as tf
+
+  from fgrn_tf import config, train_lib
+  from fgrn_tf.data import pipeline
+
   exp = config.Experiment(model_cfg, config.TrainConfig(batch_size=batch, patch_size=patch))
   model = train_lib.build_model(exp, tf.distribute.get_strategy())
   ds = pipeline.training_dataset(image_set, model_cfg.scale, batch, patch, seed=0)
   if constant:
     ds = pipeline.constant_dataset(next(iter(ds)))
-  clock = _Clock()
+  clock = _clock()
   model.fit(ds, epochs=1, steps_per_epoch=warmup + steps, verbose=0, callbacks=[clock],
             shuffle=False)
   t, c = clock.times, clock.cpu
   return steps / (t[-1] - t[warmup - 1]), (c[-1] - c[warmup - 1]) / steps
 
 
-def main() -> int:
+def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--data_dirs", default="",
                       help="training folders, comma-separated (default: ../shared T91+BSD200 if "
@@ -66,18 +69,22 @@ def main() -> int:
   parser.add_argument("--scales", default="2,4")
   parser.add_argument("--quick", action="store_true", help="smoke network, 32x32, 3 steps")
   parser.add_argument("--json_out", default="", help="also write the results here")
-  args = parser.parse_args()
+  args = parser.parse_args(argv)
   common.announce("train_throughput")
+  common.configure_tf()  # TF's default threads
 
-  shared = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets"
+  from fgrn_tf import config
+  from fgrn_tf.data import pipeline
+
+  shared = common.ROOT.parent / "shared" / "datasets"
   dirs = [d for d in args.data_dirs.split(",") if d]
   if not dirs and (shared / "T91").is_dir():
     dirs = [str(shared / "T91"), str(shared / "BSD200")]
   patches = [int(p) for p in args.patches.split(",")]
   if args.quick:
     patches, args.steps, args.warmup = [32], 3, 2
-  files = pipeline.resolve_files(dirs)
-  image_set = pipeline.load_images(files, max(patches))
+  image_files = pipeline.resolve_files(dirs)
+  image_set = pipeline.load_images(image_files, max(patches))
   print(f"data: {', '.join(dirs) or 'built-in images'}: {image_set.summary()}")
   load_before = os.getloadavg()
   rows = []
@@ -105,7 +112,7 @@ def main() -> int:
   print()
   print(report(result))
   if args.json_out:
-    pathlib.Path(args.json_out).write_text(json.dumps(result, indent=2))
+    files.write_json(args.json_out, result)
   return 0
 
 

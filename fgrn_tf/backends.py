@@ -2,9 +2,9 @@
 
 The command-line tool and the evaluation drive a `Backend`, so what is evaluated is what ships.
 Every backend takes and returns uint8 batches `[N, H, W, 3]`; inputs to `downscale` have H and
-W divisible by `scale` (callers pad; see `inference.py`). `load_backend(path)` picks the backend
+W divisible by `scale` (callers pad: `fgrn_tf/tiling.py`). `load_backend(path)` picks the backend
 from what `path` holds: a training workdir, a `.keras` file, an export folder (written by
-`export/export_main.py`), a SavedModel, one or two .tflite files.
+`fgrn-export`), a SavedModel, one or two .tflite files.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-# What the export writes and the backends read (export/ imports these names).
+from fgrn_tf.errors import FGRNError
+from fgrn_tf.image_batch import check_batch
+
+# What the export writes and the backends read (fgrn_tf.export imports these names).
 SIGNATURES = {"downscale": ("hr", "lr"), "upscale": ("lr", "hr")}  # half -> (input, output)
 SERVING_DEFAULT = "upscale"
 SAVED_MODEL_INFO = pathlib.Path("assets.extra") / "fgrn_model.json"
@@ -27,28 +30,8 @@ MANIFEST = "manifest.json"
 _PROBE_SIDE = 24
 
 
-class MissingHalfError(ValueError):
+class MissingHalfError(FGRNError, ValueError):
   """A backend built from one .tflite file was asked for the half it does not hold."""
-
-
-def check_batch(images, name: str, scale: int | None = None) -> np.ndarray:
-  """`images` as a uint8 `[N, H, W, 3]` array; ValueError with one clear line otherwise.
-
-  With `scale`, H and W must be multiples of it (the downscaler's input).
-  """
-  images = np.asarray(images)
-  if images.dtype != np.uint8:
-    raise ValueError(f"{name} must be uint8 [N, H, W, 3]; received dtype {images.dtype} with "
-                     f"shape {images.shape}")
-  if images.ndim != 4 or images.shape[-1] != 3:
-    raise ValueError(f"{name} must have shape [N, H, W, 3] (RGB batch); received {images.shape}")
-  if min(images.shape[:3]) < 1:
-    raise ValueError(f"{name} is empty: shape {images.shape}")
-  h, w = images.shape[1:3]
-  if scale is not None and (h % scale or w % scale):
-    raise ValueError(f"{name} height and width must be multiples of the scale {scale}; "
-                     f"received {h}x{w} (crop or pad to {h - h % scale}x{w - w % scale})")
-  return images
 
 
 class Backend(abc.ABC):
@@ -119,7 +102,7 @@ class SavedModelBackend(Backend):
     missing = [k for k in SIGNATURES if k not in self.loaded.signatures]
     if missing:
       raise ValueError(f"{self.path}: SavedModel has no {' or '.join(missing)} signature (has "
-                       f"{sorted(self.loaded.signatures)}); export it with export/export_main.py")
+                       f"{sorted(self.loaded.signatures)}); export it with fgrn-export")
     info_path = self.path / SAVED_MODEL_INFO
     info = json.loads(info_path.read_text()) if info_path.is_file() else None
     self.model_config = _config_from(info)
@@ -152,7 +135,7 @@ def _half_of(content: bytes, origin: str) -> str:
   halves = [k for k in litert.signatures(content) if k in SIGNATURES]
   if len(halves) != 1:
     raise ValueError(f"{origin}: cannot tell which half of FGRN this .tflite holds (signatures "
-                     f"{sorted(litert.signatures(content))}); export it with export/export_main.py")
+                     f"{sorted(litert.signatures(content))}); export it with fgrn-export")
   return halves[0]
 
 

@@ -1,22 +1,55 @@
 """Typed, frozen configurations for FGRN (Li et al., BMVC 2021) and its training presets.
 
 Numbers that define the method live here and travel with a training workdir as JSON, so that
-evaluation, export and the command-line tool need only the workdir.
+evaluation, export and the command-line tool need only the workdir. The fields are also the
+training tool's flags (`override_fields`): each class's docstring is their help text.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
+import os
+import typing
 from collections.abc import Callable
 from typing import Literal
 
+from fgrn_tf.errors import FGRNError
+
 Guidance = Literal["flow", "bicubic", "none"]
-GUIDANCE_MODES = ("flow", "bicubic", "none")
+GUIDANCE_MODES = typing.get_args(Guidance)
+
+
+class ConfigError(FGRNError, ValueError):
+  """A field out of range or not a field at all (one line naming it)."""
+
+
+class _Fields:
+  """What ModelConfig and TrainConfig share: copies with changes, and strict dicts."""
+
+  def replace(self, **changes):
+    _check_names(type(self), changes)
+    return dataclasses.replace(self, **changes)
+
+  def to_dict(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: dict):
+    """The config from `to_dict`'s output; ConfigError (a ValueError) for unknown fields."""
+    _check_names(cls, d)
+    return cls(**d)
+
+
+def _check_names(cls, names) -> None:
+  unknown = set(names) - {f.name for f in dataclasses.fields(cls)}
+  if unknown:
+    raise ConfigError(f"unknown {cls.__name__} fields {sorted(unknown)}")
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Fields):
   """Architecture and loss weights of one FGRN network.
 
   Attributes:
@@ -46,36 +79,22 @@ class ModelConfig:
 
   def __post_init__(self):
     if not isinstance(self.scale, int) or self.scale < 2:
-      raise ValueError(f"scale must be an integer >= 2, got {self.scale!r}")
+      raise ConfigError(f"scale must be an integer >= 2, got {self.scale!r}")
     if self.guidance not in GUIDANCE_MODES:
-      raise ValueError(f"guidance must be one of {GUIDANCE_MODES}, got {self.guidance!r}")
+      raise ConfigError(f"guidance must be one of {GUIDANCE_MODES}, got {self.guidance!r}")
     for name in ("width", "down_blocks", "up_blocks", "flow_growth"):
       if getattr(self, name) < 1:
-        raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
     if self.flow_cells < 0:
-      raise ValueError(f"flow_cells must be >= 0, got {self.flow_cells!r}")
+      raise ConfigError(f"flow_cells must be >= 0, got {self.flow_cells!r}")
 
   @property
   def uses_flow(self) -> bool:
     return self.guidance == "flow" and self.flow_cells > 0
 
-  def replace(self, **changes) -> ModelConfig:
-    return dataclasses.replace(self, **changes)
-
-  def to_dict(self) -> dict:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_dict(cls, d: dict) -> ModelConfig:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - known
-    if unknown:
-      raise ValueError(f"unknown ModelConfig fields {sorted(unknown)}")
-    return cls(**d)
-
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Fields):
   """How a network is trained.
 
   Attributes:
@@ -111,8 +130,10 @@ class TrainConfig:
     # JSON brings lists back; keep the field hashable and comparable.
     object.__setattr__(self, "data_dirs", tuple(self.data_dirs))
 
-  def replace(self, **changes) -> TrainConfig:
-    return dataclasses.replace(self, **changes)
+
+# Fields that hold paths: made absolute when set from a command line, so that a workdir's
+# config.json means the same folders whichever folder a later run starts in.
+_PATH_FIELDS = ("data_dirs", "val_dir")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,16 +143,105 @@ class Experiment:
   model: ModelConfig
   train: TrainConfig
 
+  def replace(self, model: dict | None = None, train: dict | None = None) -> Experiment:
+    """A copy with some fields of the network (`model`) and the recipe (`train`) changed.
+
+    Raises ConfigError for a name that is no field, or a value out of range.
+    """
+    return Experiment(self.model.replace(**(model or {})), self.train.replace(**(train or {})))
+
+  def with_overrides(self, model: dict | None = None, train: dict | None = None) -> Experiment:
+    """This experiment with the values a user gave on a command line (a preset + flags).
+
+    Args:
+      model, train: field name -> value; None means "not given" (the preset's value stays).
+        Paths (`data_dirs`, `val_dir`) are taken relative to the current folder and stored
+        absolute; empty entries of `data_dirs` are dropped.
+
+    Raises ConfigError for a name that is no field, or a value out of range.
+    """
+    model = {k: v for k, v in (model or {}).items() if v is not None}
+    train = {k: v for k, v in (train or {}).items() if v is not None}
+    if "data_dirs" in train:
+      train["data_dirs"] = tuple(os.path.abspath(d) for d in train["data_dirs"] if d)
+    if train.get("val_dir"):
+      train["val_dir"] = os.path.abspath(train["val_dir"])
+    return self.replace(model=model, train=train)
+
   def to_json(self) -> str:
-    return json.dumps(
-        {"model": dataclasses.asdict(self.model), "train": dataclasses.asdict(self.train)},
-        indent=2, sort_keys=True)
+    return json.dumps({"model": self.model.to_dict(), "train": self.train.to_dict()},
+                      indent=2, sort_keys=True)
 
   @classmethod
   def from_json(cls, text: str) -> Experiment:
+    """Reads `to_json`'s text; ConfigError for unknown fields, KeyError for a missing part."""
     d = json.loads(text)
-    return cls(model=ModelConfig.from_dict(d["model"]), train=TrainConfig(**d["train"]))
+    return cls(model=ModelConfig.from_dict(d["model"]), train=TrainConfig.from_dict(d["train"]))
 
+
+# ---- the fields as command-line options ---------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class OverrideField:
+  """One config field as a command-line option.
+
+  Attributes:
+    section: "model" (ModelConfig) or "train" (TrainConfig).
+    name: the field's name (and the flag's).
+    kind: "int", "float", "bool", "str", "enum" or "list" (of strings).
+    help: the field's line in its class docstring.
+    choices: the values an "enum" takes.
+  """
+
+  section: str
+  name: str
+  kind: str
+  help: str
+  choices: tuple[str, ...] = ()
+
+
+def attribute_docs(cls) -> dict[str, str]:
+  """Field name -> its description in the "Attributes:" section of `cls`'s docstring."""
+  docs, name, inside, indent = {}, None, False, None
+  for line in inspect.cleandoc(cls.__doc__ or "").splitlines():
+    if line.strip() == "Attributes:":
+      inside = True
+      continue
+    if not inside or not line.strip():
+      continue
+    depth = len(line) - len(line.lstrip())
+    if indent is None:
+      indent = depth
+    if depth < indent:
+      break
+    if depth == indent:
+      name, _, text = line.strip().partition(":")
+      docs[name] = text.strip()
+    else:
+      docs[name] += " " + line.strip()
+  return docs
+
+
+def _kind(hint) -> tuple[str, tuple[str, ...]]:
+  if typing.get_origin(hint) is Literal:
+    return "enum", typing.get_args(hint)
+  if typing.get_origin(hint) is tuple:
+    return "list", ()
+  return {int: "int", float: "float", bool: "bool", str: "str"}[hint], ()
+
+
+def override_fields() -> list[OverrideField]:
+  """Every ModelConfig and TrainConfig field, as the training tool's flags define them."""
+  out = []
+  for section, cls in (("model", ModelConfig), ("train", TrainConfig)):
+    hints, docs = typing.get_type_hints(cls), attribute_docs(cls)
+    for f in dataclasses.fields(cls):
+      kind, choices = _kind(hints[f.name])
+      out.append(OverrideField(section, f.name, kind, docs[f.name], choices))
+  return out
+
+
+# ---- presets -----------------------------------------------------------------------------------
 
 def x2() -> Experiment:
   """The paper's x2 model and recipe: 1.33M parameters (here 1,323,008 = -0.5%).
@@ -147,8 +257,12 @@ def x4() -> Experiment:
 
   Paper (DIV2K+Flickr2K, 5e5 steps): Set5 36.97 dB / 0.9505, Set14 33.77 / 0.9168.
   """
-  return Experiment(ModelConfig(scale=4, width=96, down_blocks=8, up_blocks=8, flow_cells=3),
-                    TrainConfig())
+  return x2().replace(model={"scale": 4, "width": 96, "down_blocks": 8, "up_blocks": 8})
+
+
+# The recipe of the CPU presets: a few CPU-hours, validation every 250 steps on crops of 256.
+_CPU_RECIPE = {"batch_size": 8, "patch_size": 96, "steps": 5_000, "lr_halving_steps": 2_000,
+               "steps_per_epoch": 250, "val_crop": 256}
 
 
 def cpu_x2() -> Experiment:
@@ -158,10 +272,7 @@ def cpu_x2() -> Experiment:
   steps over 5k steps, ~3.3 hours (the paper halves at 2e5 and 4e5 of 5e5; here at 2k and
   4k); a backup and validation every 250 steps on 5 held-out images (centre crops of 256).
   """
-  return Experiment(x2().model,
-                    TrainConfig(batch_size=8, patch_size=96, steps=5_000, learning_rate=3e-4,
-                                lr_halving_steps=2_000, steps_per_epoch=250, val_images=5,
-                                val_crop=256))
+  return x2().replace(train=_CPU_RECIPE)
 
 
 def cpu_x4() -> Experiment:
@@ -170,10 +281,7 @@ def cpu_x4() -> Experiment:
   Batch 8 of 128x128 HR patches, Adam 3e-4 halved every 2k steps over 5k steps (as cpu_x2);
   a backup and validation every 250 steps on 5 held-out images (centre crops of 256).
   """
-  return Experiment(x4().model,
-                    TrainConfig(batch_size=8, patch_size=128, steps=5_000, learning_rate=3e-4,
-                                lr_halving_steps=2_000, steps_per_epoch=250, val_images=5,
-                                val_crop=256))
+  return x4().replace(train={**_CPU_RECIPE, "patch_size": 128})
 
 
 def table3_x2() -> Experiment:
@@ -183,10 +291,8 @@ def table3_x2() -> Experiment:
   The x2 network, batch 4 of 96x96 HR patches (~1 step/s on an idle 2-core CPU), 800 steps,
   Adam 3e-4 halved at step 500, seed 0; validation every 200 steps on 5 held-out images.
   """
-  return Experiment(x2().model,
-                    TrainConfig(batch_size=4, patch_size=96, steps=800, learning_rate=3e-4,
-                                lr_halving_steps=500, steps_per_epoch=200, val_images=5,
-                                val_crop=256))
+  return x2().replace(train={**_CPU_RECIPE, "batch_size": 4, "steps": 800,
+                             "lr_halving_steps": 500, "steps_per_epoch": 200})
 
 
 def quick() -> Experiment:
@@ -197,17 +303,17 @@ def quick() -> Experiment:
   8-bit round trip) 29.8 dB at step 50, 31.4 dB at 300; `eval_main.py` Set5 x2 34.95 / 0.9431,
   Set14 31.34 / 0.8958 (bicubic 33.68 / 0.9305, 30.33 / 0.8700).
   """
-  return Experiment(x2().model,
-                    TrainConfig(batch_size=4, patch_size=64, steps=300, lr_halving_steps=10_000,
-                                steps_per_epoch=50, val_images=2, val_crop=256))
+  return x2().replace(train={"batch_size": 4, "patch_size": 64, "steps": 300,
+                             "lr_halving_steps": 10_000, "steps_per_epoch": 50, "val_images": 2,
+                             "val_crop": 256})
 
 
 def smoke() -> Experiment:
   """A tiny network for tests: trains end to end in well under a minute; the result is noise."""
-  return Experiment(
-      ModelConfig(scale=2, width=8, down_blocks=1, up_blocks=1, flow_cells=2, flow_growth=4),
-      TrainConfig(batch_size=2, patch_size=32, steps=6, lr_halving_steps=1000, steps_per_epoch=3,
-                  val_images=1, val_crop=64))
+  return x2().replace(
+      model={"width": 8, "down_blocks": 1, "up_blocks": 1, "flow_cells": 2, "flow_growth": 4},
+      train={"batch_size": 2, "patch_size": 32, "steps": 6, "lr_halving_steps": 1000,
+             "steps_per_epoch": 3, "val_images": 1, "val_crop": 64})
 
 
 PRESETS: dict[str, Callable[[], Experiment]] = {
@@ -225,7 +331,7 @@ def preset(name: str) -> Experiment:
   try:
     return PRESETS[name]()
   except KeyError:
-    raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
+    raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}") from None
 
 
 def model_preset_for_scale(scale: int) -> ModelConfig:
@@ -234,4 +340,4 @@ def model_preset_for_scale(scale: int) -> ModelConfig:
     return x2().model
   if scale == 4:
     return x4().model
-  raise ValueError(f"no paper-sized preset for scale {scale}; the paper gives x2 and x4")
+  raise ConfigError(f"no paper-sized preset for scale {scale}; the paper gives x2 and x4")

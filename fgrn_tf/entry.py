@@ -33,9 +33,40 @@ def guarded(prog: str, main: Callable[[list[str]], int | None]) -> Callable[[lis
   return wrapped
 
 
-def run(prog: str, main: Callable[[list[str]], int | None], argv=None) -> None:
-  """Runs an absl `main` as the program `prog` (exits the process with its status)."""
-  tf_env.set_defaults()  # before absl or any library imports TensorFlow
-  from absl import app
+def usage_flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
+  """absl's flag parsing, with a flag it cannot take (unknown, missing or bad value) told as
+  `PROG: error: ...` on stderr and exit 2, like any UsageError, instead of absl's FATAL text
+  and exit 1."""
+  from fgrn_tf.errors import UsageError, one_line
 
-  app.run(guarded(prog, main), argv=argv)
+  def parse(argv: list[str]) -> list[str]:
+    from absl import flags
+
+    try:
+      return flags.FLAGS(argv)
+    except flags.Error as e:
+      print(f"{prog}: error: {one_line(e)}", file=sys.stderr, flush=True)
+      sys.exit(UsageError.exit_code)
+
+  return parse
+
+
+def run(prog: str, main: Callable[[list[str]], int | None], argv=None,
+        flag_errors_are_usage: bool = False) -> None:
+  """Runs an absl `main` as the program `prog` (exits the process with its status).
+
+  Args:
+    prog: the name errors are printed under.
+    main: takes the arguments left after the flags (argv[0] first).
+    argv: the command line (default sys.argv).
+    flag_errors_are_usage: a flag absl cannot parse exits 2 with one line (`usage_flags_parser`).
+  """
+  tf_env.set_defaults()  # before absl or any library imports TensorFlow
+  from absl import app, flags
+
+  # --help lists the flags of the program's main module: a console script or a shim defines
+  # none, so those of the module that defines `main` (fgrn_tf.cli.<tool>) stand in for them.
+  for flag in flags.FLAGS.get_key_flags_for_module(main.__module__):
+    flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+  parser = usage_flags_parser(prog) if flag_errors_are_usage else app.parse_flags_with_usage
+  app.run(guarded(prog, main), argv=argv, flags_parser=parser)

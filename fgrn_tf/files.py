@@ -9,6 +9,7 @@ target, never the temporary name the user did not ask for.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import pathlib
@@ -26,6 +27,13 @@ def temp_path(target: str | os.PathLike) -> pathlib.Path:
   """
   target = pathlib.Path(target)
   return target.with_name(f".{secrets.token_hex(4)}.{target.name[-230:]}")
+
+
+def stale_temps(target: str | os.PathLike) -> list[pathlib.Path]:
+  """The `temp_path` files of `target` that a writer killed mid-write left behind."""
+  target = pathlib.Path(target)
+  pattern = "." + "?" * 8 + "." + glob.escape(target.name[-230:])
+  return sorted(target.parent.glob(pattern))
 
 
 def umask() -> int:

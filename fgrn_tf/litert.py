@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 
+from fgrn_tf.errors import FGRNError
+
 METADATA_NAME = "fgrn"
 
 # Builtin ops that mean the weights stayed resource variables instead of constants: such a
-# model reads uninitialised variables and outputs NaN without an error (docs/TF-NOTES.md).
+# model reads uninitialised variables and outputs NaN without an error (docs/tf_notes.md, Export).
 VARIABLE_OPS = frozenset({"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE"})
 
 
-class NotBuiltinOpsError(ValueError):
+class NotBuiltinOpsError(FGRNError, ValueError):
   """A .tflite model needs ops the stock TFLite runtime lacks, or holds unfrozen variables."""
 
 

@@ -1,10 +1,12 @@
-"""The training workdir: what a run leaves behind, and loading a model from it.
+"""The training workdir: what a run leaves behind, its progress record, its lock, and loading a
+model from it.
 
 Layout (written by `train_lib`, read by evaluation, export and the command-line tool):
   config.json           the Experiment (model + training recipe) as JSON
   best.weights.h5       weights with the best validation PSNR so far
   last.weights.h5       weights at the end of the last finished epoch
-  backup/               BackupAndRestore state for resuming (not for inference)
+  train_state.json      step, best/last validation PSNR, training time over all sittings
+  backup/               weights + Adam state + step for resuming (not for inference)
   tensorboard/          summaries
   train.lock            held (flock) by the run training in it; says which process that is
 """
@@ -20,27 +22,33 @@ import os
 import pathlib
 import socket
 
+from fgrn_tf import files
 from fgrn_tf.config import Experiment
+from fgrn_tf.errors import FGRNError, one_line
 
 CONFIG = "config.json"
 BEST_WEIGHTS = "best.weights.h5"
 LAST_WEIGHTS = "last.weights.h5"
+STATE = "train_state.json"
+BACKUP = "backup"
+BACKUP_WEIGHTS = "latest.weights.h5"  # the chief's; worker i keeps worker<i>.weights.h5
+TENSORBOARD = "tensorboard"
 LOCK = "train.lock"
 # Where an HDF5 superblock may start (a user block moves it to a power of two >= 512).
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _HDF5_OFFSETS = (0, 512, 1024, 2048, 4096)
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(FGRNError, FileNotFoundError):
   """A path names no trained model (with one line on what was looked for)."""
 
 
-class WorkdirError(ValueError):
+class WorkdirError(FGRNError, ValueError):
   """A workdir file is there but unusable (corrupt, truncated, another network's); the
   one-line message starts with the file's path."""
 
 
-class WorkdirBusyError(RuntimeError):
+class WorkdirBusyError(FGRNError, RuntimeError):
   """Another process holds the workdir's lock (the message says which)."""
 
 
@@ -63,20 +71,29 @@ def read_experiment(workdir) -> Experiment:
 
 
 def write_experiment(workdir, experiment: Experiment) -> None:
-  """Writes config.json atomically (a temporary file renamed into place): a run killed at any
-  moment leaves the old file or the new one, never a partial one."""
-  path = pathlib.Path(workdir)
-  target = path / CONFIG
-  tmp = path / f".{CONFIG}.{os.getpid()}.tmp"
+  """Writes config.json atomically (OSError names config.json, never a temporary file)."""
+  files.write_text(pathlib.Path(workdir) / CONFIG, experiment.to_json())
+
+
+def backup_path(workdir, chief: bool = True, worker_index: int = 0) -> pathlib.Path:
+  """The resumable state (weights + Adam + step) one process of a run writes."""
+  name = BACKUP_WEIGHTS if chief else f"worker{worker_index}.weights.h5"
+  return pathlib.Path(workdir) / BACKUP / name
+
+
+def read_state(workdir) -> dict:
+  """train_state.json's record ({} when there is none or it cannot be read)."""
+  path = pathlib.Path(workdir) / STATE
+  if not path.is_file():
+    return {}
   try:
-    path.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(experiment.to_json())
-    os.replace(tmp, target)
-  except OSError as e:
-    with contextlib.suppress(OSError):
-      tmp.unlink(missing_ok=True)
-    # The errno text would name the hidden temporary file; the user knows only the target.
-    raise OSError(e.errno, os.strerror(e.errno) if e.errno else str(e), str(target)) from None
+    return json.loads(path.read_text())
+  except (OSError, ValueError):
+    return {}
+
+
+def write_state(workdir, state: dict) -> None:
+  files.write_json(pathlib.Path(workdir) / STATE, state)
 
 
 def _check_weights_file(path: pathlib.Path) -> None:
@@ -106,15 +123,6 @@ def weights_path(workdir) -> pathlib.Path:
   raise ModelNotFoundError(f"{workdir}: no trained weights ({BEST_WEIGHTS} or {LAST_WEIGHTS})")
 
 
-def error_line(e: BaseException) -> str:
-  """An exception's message on one line: its first line, and the next when the first only
-  introduces it (Keras' "... for object <Conv2D name=head>:")."""
-  lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-  if not lines:
-    return type(e).__name__
-  return " ".join(lines[:2]) if lines[0].endswith(":") and len(lines) > 1 else lines[0]
-
-
 def load_model(path):
   """Loads an FGRN from a training workdir (config.json + weights) or a `.keras` file.
 
@@ -131,7 +139,7 @@ def load_model(path):
     try:
       return keras.models.load_model(path, compile=False)
     except Exception as e:  # noqa: BLE001 -- zip, JSON, HDF5 or layer errors alike
-      raise WorkdirError(f"{path}: cannot load the model ({error_line(e)})") from None
+      raise WorkdirError(f"{path}: cannot load the model ({one_line(e)})") from None
   experiment = read_experiment(path)
   model = FGRN(experiment.model)
   weights = weights_path(path)
@@ -139,7 +147,7 @@ def load_model(path):
     model.load_weights(weights)
   except Exception as e:  # noqa: BLE001 -- h5py and Keras raise OSError, ValueError, KeyError
     raise WorkdirError(f"{weights}: cannot load into the network of {path / CONFIG} "
-                       f"({error_line(e)})") from None
+                       f"({one_line(e)})") from None
   return model
 
 

@@ -1,5 +1,8 @@
 """Small builders shared by the tests."""
 
+import pathlib
+import sys
+
 import keras
 import numpy as np
 
@@ -45,3 +48,112 @@ def wave_images(n, h, w, seed=0):
       fy, fx = rng.uniform(0.2, 1.2, 2)
       out[i, :, :, c] = 0.5 + 0.4 * np.sin(fx * xx + fy * yy + rng.uniform(0, 6.3))
   return out
+
+
+def photo(h, w, seed=0, channels=3, dtype=np.uint8):
+  """Smooth colours plus noise: a round trip of it is far from trivial and far from noise."""
+  rng = np.random.default_rng(seed)
+  y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+  planes = [128 + 90 * np.sin(x / (7 + 3 * c) + y / (11 + c)) for c in range(channels)]
+  image = np.stack(planes, -1) + rng.normal(0, 8, (h, w, channels))
+  top = np.iinfo(dtype).max
+  return np.clip(np.round(image * top / 255), 0, top).astype(dtype)
+
+
+def write_model_dir(folder, seed: int = 2, scale: int = 2):
+  """A training workdir (config + best weights) of the tiny model, for the tools' --model."""
+  from fgrn_tf import config, workdir
+
+  smoke = config.smoke()
+  experiment = config.Experiment(smoke.model.replace(scale=scale), smoke.train)
+  workdir.write_experiment(folder, experiment)
+  tiny_model(seed=seed, scale=scale).save_weights(folder / workdir.BEST_WEIGHTS)
+  return folder
+
+
+def make_run(folder, data_dirs=(), training_leftovers: bool = True):
+  """A training workdir of the tiny model (trained on `data_dirs`), with what a run leaves
+  besides its best weights (last weights, backup/, tensorboard/, train_state.json): none of it
+  may be lost to an export or a ship."""
+  import dataclasses
+  import shutil
+
+  from fgrn_tf import workdir
+
+  write_model_dir(folder, seed=0)
+  if data_dirs:
+    experiment = workdir.read_experiment(folder)
+    workdir.write_experiment(folder, dataclasses.replace(
+        experiment, train=experiment.train.replace(data_dirs=tuple(map(str, data_dirs)))))
+  if training_leftovers:
+    shutil.copy(folder / workdir.BEST_WEIGHTS, folder / workdir.LAST_WEIGHTS)
+    (folder / "backup").mkdir()
+    (folder / "backup" / "state.json").write_text('{"epoch": 3}')
+    (folder / "tensorboard").mkdir()
+    (folder / "tensorboard" / "events.out.tfevents.1").write_bytes(b"events")
+    (folder / "train_state.json").write_text('{"step": 6}')
+  return folder
+
+
+def snapshot(folder) -> dict:
+  """Every path under `folder` with its bytes (None for folders): to tell it was not touched."""
+  return {p.relative_to(folder).as_posix(): None if p.is_dir() else p.read_bytes()
+          for p in sorted(folder.rglob("*"))}
+
+
+# What export and ship must refuse as their output, under the folder `refusal_tree` fills:
+# case -> (the output folder, a word of the export's error, a word of ship's error).
+REFUSED_OUTPUTS = {
+    "the_workdir_itself": ("run", "--model", "workdir"),
+    "inside_the_workdir": ("run/inside", "--model", "workdir"),
+    "a_folder_holding_the_workdir": (".", "--model", "workdir"),
+    "another_training_workdir": ("other_run", "training workdir", "training workdir"),
+    "a_dataset": ("photos", "images", "images"),
+    "a_folder_of_other_files": ("notes", "not an export", "not a shipped model"),
+}
+
+
+def refusal_tree(base, photos) -> None:
+  """Under `base`: the run to read (run/), another run, a folder of `photos`, one of notes."""
+  from fgrn_tf.data import images
+
+  make_run(base / "run")
+  make_run(base / "other_run")
+  for i, image in enumerate(photos):
+    images.write_image(base / "photos" / f"p{i}.jpg", image)
+  (base / "notes").mkdir()
+  (base / "notes" / "todo.txt").write_text("mine")
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def image_folder(folder, count=4, size=40) -> str:
+  """`count` smooth colour gradients with a little noise as PNGs in `folder` (a training set a
+  network can learn to rescale); returns the folder."""
+  from fgrn_tf.data import images
+
+  rng = np.random.default_rng(0)
+  folder = pathlib.Path(folder)
+  folder.mkdir(parents=True, exist_ok=True)
+  for i in range(count):
+    y, x = np.mgrid[0:size, 0:size] / size
+    base = np.stack([x, y, (x + y) / 2], axis=-1) * 200 + 20 * i
+    image = np.clip(base + rng.normal(0, 8, base.shape), 0, 255).astype(np.uint8)
+    images.write_image(folder / f"img{i}.png", image, overwrite=True)
+  return str(folder)
+
+
+def train_command(*args, timeout=None) -> list[str]:
+  """`train_main.py ARGS` as a command (under `timeout -s KILL` when given), run from ROOT."""
+  command = [sys.executable, "train_main.py", *args]
+  return ["timeout", "-s", "KILL", str(timeout), *command] if timeout else command
+
+
+def losses_on_a_fixed_batch(model, hr, steps: int) -> tuple[dict, dict]:
+  """(logs of the first train step, logs of the step after `steps` more) on the batch `hr`."""
+  first = model.train_on_batch(hr, return_dict=True)
+  for _ in range(steps):
+    model.train_on_batch(hr)
+  model.reset_metrics()  # the logs are running means: the last step's own values
+  return first, model.train_on_batch(hr, return_dict=True)

@@ -1,6 +1,5 @@
 """load_backend: every kind of model path gives a backend computing what the Keras model does."""
 
-import inspect
 import json
 import shutil
 import types
@@ -9,8 +8,8 @@ import numpy as np
 import pytest
 from helpers import tiny_model
 
-from export import export_lib
 from fgrn_tf import backends, config, workdir
+from fgrn_tf.export import export_lib
 from fgrn_tf.workdir import ModelNotFoundError
 
 pytestmark = pytest.mark.slow  # one SavedModel + float32 .tflite export (~30 s of CPU)
@@ -70,10 +69,25 @@ def test_load_backend_accepts_every_kind_of_model_path(exported, tmp_path):
   assert_matches_keras(backend, e.keras)
 
 
-def test_extra_options_of_load_backend_are_keyword_only():
-  params = list(inspect.signature(backends.load_backend).parameters.values())
-  assert params[0].name == "path"
-  assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[1:])
+def test_every_backend_gives_the_same_uint8_batch_as_one_image_at_a_time(exported):
+  # Keras, the SavedModel and the .tflite pair: uint8 out at the scaled shape, and a batch of 2
+  # gives exactly what each image gives alone (nothing leaks between images in one call).
+  hr = hr_batch(seed=5, n=2, h=12, w=16)
+  outputs = {}
+  for backend in (exported.keras, backends.load_backend(exported.out),
+                  backends.load_backend(exported.tflite)):
+    lr = backend.downscale(hr)
+    sr = backend.upscale(lr)
+    assert (lr.dtype, lr.shape, sr.dtype, sr.shape) == (np.uint8, (2, 6, 8, 3),
+                                                         np.uint8, (2, 12, 16, 3)), backend.name
+    for i in range(2):
+      np.testing.assert_array_equal(backend.downscale(hr[i:i + 1]), lr[i:i + 1])
+      np.testing.assert_array_equal(backend.upscale(lr[i:i + 1]), sr[i:i + 1])
+    outputs[backend.name] = lr
+  for name, lr in outputs.items():
+    assert np.abs(lr.astype(int) - outputs["keras"]).max() <= 1, name
+  with pytest.raises(TypeError):  # options are keyword-only: no artifact taken for num_threads
+    backends.load_backend(exported.out, "tflite_float32")
 
 
 def test_single_tflite_file_runs_its_half_and_names_what_to_pass_for_the_other(exported):

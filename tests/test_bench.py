@@ -3,13 +3,14 @@
 import csv
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
-from bench import run_all
+from bench import report, run_all
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -64,14 +65,6 @@ def test_quick_run_writes_report_csv_and_plots(tmp_path):
   assert after == before, "a quick run must not replace the repository's BENCHMARKS.md"
 
 
-def test_missing_bench_script_is_reported_not_available(tmp_path):
-  plan = run_all.Plan.make(quick=True)
-  result = run_all.run_external("memory_vs_size", plan, tmp_path, bench_dir=tmp_path)
-  assert result["status"] == "not available"
-  section = "\n".join(run_all.external_section("memory_vs_size", "Memory", result))
-  assert "Not available" in section
-
-
 FAKE_SCRIPT = """
 import argparse, json, pathlib, sys
 parser = argparse.ArgumentParser()
@@ -96,10 +89,26 @@ def test_other_bench_script_runs_with_quick_and_json_flags(tmp_path, code, statu
   result = run_all.run_external("train_throughput", plan, tmp_path / "out", bench_dir=bench_dir)
   assert result["status"] == status
   assert result["json"] == {"rows": [{"quick": True}]}
-  section = "\n".join(run_all.external_section("train_throughput", "Training", result))
+  section = "\n".join(report.external_section("train_throughput", "Training", result))
   assert "| 2 | 0.1 |" in section
   assert ("Did not finish" in section) == (code != 0)
   assert (tmp_path / "out" / "logs" / "train_throughput.log").exists()
+
+
+def test_a_missing_bench_script_fails_its_section_like_any_failure(tmp_path):
+  plan = run_all.Plan.make(quick=True)
+  result = run_all.run_external("memory_vs_size", plan, tmp_path / "out", bench_dir=tmp_path)
+  assert result["status"] == "exit code 2" and result["json"] is None
+  section = "\n".join(report.external_section("memory_vs_size", "Memory", result))
+  assert "**Did not finish: exit code 2**" in section and "memory_vs_size.py" in section
+
+
+def test_run_all_passes_the_other_scripts_only_flags_they_declare():
+  for name, _ in report.EXTERNAL:
+    text = (ROOT / "bench" / f"{name}.py").read_text()
+    declared = set(re.findall(r"add_argument\(\s*['\"](--\w+)", text))
+    passed = {"--quick", *([run_all.JSON_FLAGS[name]] if name in run_all.JSON_FLAGS else [])}
+    assert passed <= declared, name
 
 
 def test_analytic_flops_match_tf_profiler():
@@ -151,10 +160,10 @@ def test_report_names_the_cpu_its_flags_onednn_and_the_peak_of_the_same_run():
   info = {"cpu": "Some CPU", "cpu_flags": ["avx2", "avx512f"], "onednn": True,
           "tf_enable_onednn_opts": "unset", "logical_cores": 2, "usable_cores": 2,
           "python": "3.11"}
-  row = run_all.machine_table({"machine": info, "flops": {"peak": {"gflops": 123.45}}})[-1]
+  row = report.machine_table({"machine": info, "flops": {"peak": {"gflops": 123.45}}})[-1]
   assert "Some CPU" in row and "avx2 avx512f" in row and "| on |" in row
   assert "123.5 GFLOP/s" in row
-  row = run_all.machine_table({"machine": {**info, "onednn": False,
+  row = report.machine_table({"machine": {**info, "onednn": False,
                                            "tf_enable_onednn_opts": "0"}})[-1]
   assert "off (TF_ENABLE_ONEDNN_OPTS=0)" in row and "not measured" in row
 
@@ -162,7 +171,7 @@ def test_report_names_the_cpu_its_flags_onednn_and_the_peak_of_the_same_run():
 def test_irn_comparison_keeps_both_columns_from_one_machine():
   from bench import common
 
-  text = "\n".join(run_all.comparison_table())
+  text = "\n".join(report.comparison_table())
   assert common.IRN_SIDE_BY_SIDE["machine"] in text
   for what, _, irn, ours, _ in common.IRN_SIDE_BY_SIDE["rows"]:
     assert what in text and " / ".join(map(str, irn)) in text and " / ".join(map(str, ours)) in text
@@ -170,7 +179,7 @@ def test_irn_comparison_keeps_both_columns_from_one_machine():
 
 def test_report_says_when_each_section_was_measured():
   stamp = {"date": "2026-01-02 03:04 UTC", "load_before": [2.5, 1.0, 1.0], "load_after": None}
-  lines = run_all.ran_table({"latency": {}, "flops": {}, "ran": {"latency": stamp}})
+  lines = report.ran_table({"latency": {}, "flops": {}, "ran": {"latency": stamp}})
   assert "| latency | 2026-01-02 03:04 UTC | 2.50 / 1.00 / 1.00 | ? |" in lines
   assert "| flops | an earlier run | ? | ? |" in lines
   assert not any("profile" in line for line in lines)

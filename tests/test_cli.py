@@ -1,26 +1,26 @@
-"""Tests for `python -m fgrn_tf {downscale,upscale,roundtrip}`: outputs, messages, exit codes."""
+"""Tests for `fgrn` (`python -m fgrn_tf`) {downscale,upscale,roundtrip}: outputs, messages, exit
+codes. The commands run in this process through `rescale_lib.run` with the tool's error policy
+(`entry.guarded`); the flags themselves are checked on the real command line, in subprocesses
+(absl flags are process-wide)."""
 
 import os
-import pathlib
 import re
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from helpers import tiny_model
+from conftest import ROOT
+from helpers import write_model_dir
 
-from fgrn_tf import __main__ as cli
-from fgrn_tf import config, inference, workdir
+from fgrn_tf import config, entry, rescale_lib, workdir
 from fgrn_tf.data import images
+from fgrn_tf.models import receptive_field, shipped
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-  d = tmp_path_factory.mktemp("model")
-  workdir.write_experiment(d, config.smoke())
-  tiny_model(seed=2).save_weights(d / workdir.BEST_WEIGHTS)
-  return d
+  return write_model_dir(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture()
@@ -35,28 +35,42 @@ def inputs(tmp_path):
   return d
 
 
-ROOT = pathlib.Path(cli.__file__).resolve().parents[1]
 NAMES = ["deep.png", "gray.png", "odd.png", "rgba.png"]
+PROG = "fgrn"  # fgrn_tf.cli.rescale.PROG; not imported: its absl flags are process-wide
 
 
-def run(capsys, *argv):
-  code = cli.main([str(a) for a in argv])
+def run(capsys, command, *inputs, **options):
+  """Runs a command as the tool does, minus the flag parsing: (exit code, stdout, stderr)."""
+  main = entry.guarded(PROG, lambda argv: rescale_lib.run(command, [str(i) for i in inputs],
+                                                          **options))
+  code = main([PROG])
   out, err = capsys.readouterr()
   return code, out, err
 
 
+def refusal(err):
+  """The one line a refused run prints, without the program's name."""
+  lines = err.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith(f"{PROG}: error: "), err
+  return lines[0].removeprefix(f"{PROG}: ")
+
+
+def errors_of(err):
+  return [line for line in err.splitlines() if line.startswith("error:")]
+
+
 def test_each_command_keeps_names_sizes_and_kinds(model_dir, inputs, tmp_path, capsys):
-  code, _, err = run(capsys, "downscale", inputs, "--model", model_dir, "-o", tmp_path / "lr")
+  code, _, err = run(capsys, "downscale", inputs, model=model_dir, output_dir=tmp_path / "lr")
   assert code == 0, err
   assert "downscale: 4 done, 0 failed" in err and "images/s" in err
   assert sorted(p.name for p in (tmp_path / "lr").iterdir()) == NAMES
   assert images.decode(tmp_path / "lr" / "odd.png").rgb.shape == (12, 16, 3)
 
-  code, _, err = run(capsys, "upscale", tmp_path / "lr" / "*.png", "--model", model_dir,
-                     "-o", tmp_path / "hr")
+  code, _, err = run(capsys, "upscale", tmp_path / "lr" / "*.png", model=model_dir,
+                     output_dir=tmp_path / "hr")
   assert code == 0, err
-  code, out, err = run(capsys, "roundtrip", inputs, "--model", model_dir, "--scale", 2,
-                       "-o", tmp_path / "rt", "--lr-dir", tmp_path / "rtlr")
+  code, out, err = run(capsys, "roundtrip", inputs, model=model_dir, scale=2,
+                       output_dir=tmp_path / "rt", lr_dir=tmp_path / "rtlr")
   assert code == 0, err
   for name in NAMES:
     original = images.decode(inputs / name)
@@ -75,10 +89,10 @@ def test_bad_files_get_one_line_each_and_a_nonzero_exit(model_dir, inputs, tmp_p
   data = images.encode("x.png", np.zeros((30, 30, 3), np.uint8))
   (inputs / "truncated.png").write_bytes(data[:len(data) // 2])
   code, _, err = run(capsys, "downscale", inputs / "odd.png", inputs / "missing.png",
-                     inputs / "text.png", inputs / "truncated.png", "--model", model_dir,
-                     "-o", tmp_path / "out")
+                     inputs / "text.png", inputs / "truncated.png", model=model_dir,
+                     output_dir=tmp_path / "out")
   assert code == 1
-  errors = [line for line in err.splitlines() if line.startswith("error:")]
+  errors = errors_of(err)
   assert len(errors) == 3
   for name in ("missing.png", "text.png", "truncated.png"):
     assert sum(name in line for line in errors) == 1
@@ -88,49 +102,96 @@ def test_bad_files_get_one_line_each_and_a_nonzero_exit(model_dir, inputs, tmp_p
 
 
 def test_existing_output_needs_overwrite(model_dir, inputs, tmp_path, capsys):
-  args = ["downscale", inputs / "odd.png", "--model", model_dir, "-o", tmp_path / "out"]
-  assert run(capsys, *args)[0] == 0
+  args = ["downscale", inputs / "odd.png"]
+  options = {"model": model_dir, "output_dir": tmp_path / "out"}
+  assert run(capsys, *args, **options)[0] == 0
   before = (tmp_path / "out" / "odd.png").stat().st_mtime_ns
-  code, _, err = run(capsys, *args)
+  code, _, err = run(capsys, *args, **options)
   assert code == 1 and "exists (pass --overwrite to replace it)" in err
   assert (tmp_path / "out" / "odd.png").stat().st_mtime_ns == before
-  assert run(capsys, *args, "--overwrite")[0] == 0
+  assert run(capsys, *args, **options, overwrite=True)[0] == 0
 
 
 def test_model_of_another_scale_is_refused(model_dir, inputs, tmp_path, capsys):
-  code, _, err = run(capsys, "roundtrip", inputs, "--model", model_dir, "--scale", 4)
+  code, _, err = run(capsys, "roundtrip", inputs, model=model_dir, scale=4)
   assert code == 2
-  assert err.strip().splitlines() == [f"error: model {model_dir} is x2 but --scale 4 was asked for"]
+  assert refusal(err) == f"error: model {model_dir} is x2 but --scale 4 was asked for"
 
 
 def test_missing_model_says_how_to_get_one(inputs, tmp_path, capsys, monkeypatch):
-  monkeypatch.setattr(inference, "default_model_path", lambda scale: tmp_path / "none")
-  code, _, err = run(capsys, "downscale", inputs, "-o", tmp_path / "out")
-  assert code == 2 and len(err.strip().splitlines()) == 1
-  assert "train_main.py" in err and "--model" in err
-  code, _, err = run(capsys, "downscale", inputs, "--model", tmp_path / "nothing", "-o",
-                     tmp_path / "out")
-  assert code == 2 and len(err.strip().splitlines()) == 1 and "nothing" in err
+  monkeypatch.setattr(shipped, "default_model_path", lambda scale: tmp_path / "none")
+  code, _, err = run(capsys, "downscale", inputs, output_dir=tmp_path / "out")
+  assert code == 2
+  assert "train_main.py" in refusal(err) and "--model" in err
+  code, _, err = run(capsys, "downscale", inputs, model=tmp_path / "nothing",
+                     output_dir=tmp_path / "out")
+  assert code == 2 and "nothing" in refusal(err)
 
 
 def test_tile_smaller_than_the_receptive_field_is_refused(model_dir, inputs, tmp_path, capsys):
-  code, _, err = run(capsys, "upscale", inputs, "--model", model_dir, "-o", tmp_path / "o",
-                     "--tile", 16)
+  code, _, err = run(capsys, "upscale", inputs, model=model_dir, output_dir=tmp_path / "o",
+                     tile=16)
   assert code == 2 and "--tile 16 is too small" in err
+
+
+# ---- the command line itself (subprocesses) ----------------------------------------------------
+
+def _tool(*argv, timeout=300):
+  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+  return subprocess.run([sys.executable, "-m", "fgrn_tf", *map(str, argv)], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.mark.slow  # a fresh interpreter importing TensorFlow: ~10 s idle, minutes when loaded
 def test_module_entry_point_exits_nonzero_without_traceback(model_dir, inputs, tmp_path):
   (inputs / "text.png").write_text("not an image")
-  env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-  proc = subprocess.run([sys.executable, "-m", "fgrn_tf", "downscale", str(inputs / "text.png"),
-                         str(inputs / "odd.png"), "--model", str(model_dir), "-o",
-                         str(tmp_path / "out")], capture_output=True, text=True, env=env,
-                        timeout=300)
+  proc = _tool("downscale", inputs / "text.png", inputs / "odd.png", "--model", model_dir,
+               "-o", tmp_path / "out")
   assert proc.returncode == 1, proc.stderr
   assert "Traceback" not in proc.stderr
   assert f"error: {inputs / 'text.png'}: not a readable image" in proc.stderr
   assert (tmp_path / "out" / "odd.png").is_file()
+
+
+def test_flags_have_one_spelling_and_reach_the_commands(model_dir, inputs, tmp_path):
+  proc = _tool("roundtrip", inputs / "odd.png", inputs / "gray.png", "--model", model_dir,
+               "-o", tmp_path / "rt", "--lr_dir", tmp_path / "lr", "--nometrics", "--tile", 0,
+               "--scale", 2, "--max_pixels", 10**6)
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout == ""  # --nometrics: no PSNR lines, no mean
+  assert "roundtrip: 2 done, 0 failed" in proc.stderr
+  for folder in ("rt", "lr"):
+    assert sorted(p.name for p in (tmp_path / folder).iterdir()) == ["gray.png", "odd.png"]
+  # --output_dir is -o's long name; --max_pixels refuses a file over it, by name.
+  proc = _tool("downscale", inputs / "odd.png", "--model", model_dir, "--output_dir",
+               tmp_path / "down", "--max_pixels", 100)
+  assert proc.returncode == 1, proc.stderr
+  assert errors_of(proc.stderr) == [
+      f"error: {inputs / 'odd.png'}: 23x31 is 713 pixels, over the limit of 100; raise it with "
+      f"--max_pixels or FGRN_MAX_PIXELS"]
+
+
+@pytest.mark.parametrize("argv,says", [
+    ([], "give a command"),
+    (["frob", "x.png"], "unknown command 'frob'"),
+    (["downscale", "x.png"], "downscale needs -o OUTPUT_DIR"),
+    (["downscale"], "downscale needs INPUT"),
+    (["downscale", "x.png", "-o", "out", "--lr_dir", "lr"], "downscale takes no --lr_dir"),
+    (["upscale", "x.png", "-o", "out", "--nometrics"], "upscale takes no --metrics"),
+    (["roundtrip", "x.png", "--lr-dir", "lr"], "Unknown command line flag 'lr-dir'"),
+    (["roundtrip", "x.png", "--no-metrics"], "Unknown command line flag 'no-metrics'"),
+    (["roundtrip", "x.png", "--nometrics"], "roundtrip with --nometrics and neither -o nor"),
+    (["roundtrip", "x.png", "--max_pixels", "0"], "--max_pixels=0"),
+    (["roundtrip", "x.png", "--tile", "big"], "--tile"),
+    (["roundtrip", "x.png", "--tile=-8"], "--tile -8"),
+    (["info", "x.png"], "info takes no inputs"),
+    (["info", "--scale", "3"], "--scale 3"),
+    (["info", "--model", "m"], "info takes no --model"),
+])
+def test_command_line_mistakes_exit_2_in_one_line(argv, says):
+  proc = _tool(*argv, timeout=120)
+  assert proc.returncode == 2, proc.stderr
+  assert says in refusal(proc.stderr) and proc.stdout == ""
 
 
 # ---- refused before any work ------------------------------------------------------------------
@@ -153,15 +214,7 @@ def loads(monkeypatch):
 
 @pytest.fixture(scope="module")
 def x4_model_dir(tmp_path_factory):
-  d = tmp_path_factory.mktemp("model_x4")
-  smoke = config.smoke()
-  workdir.write_experiment(d, config.Experiment(smoke.model.replace(scale=4), smoke.train))
-  tiny_model(seed=2, scale=4).save_weights(d / workdir.BEST_WEIGHTS)
-  return d
-
-
-def errors_of(err):
-  return [line for line in err.splitlines() if line.startswith("error:")]
+  return write_model_dir(tmp_path_factory.mktemp("model_x4"), scale=4)
 
 
 @pytest.mark.parametrize("overwrite", [False, True])
@@ -170,11 +223,11 @@ def test_roundtrip_with_one_folder_for_hr_and_lr_is_refused_before_any_work(
   out = tmp_path / "out"
   out.mkdir()
   (out / "odd.png").write_bytes(b"not made by the tool")
-  code, _, err = run(capsys, "roundtrip", inputs, "--model", model_dir, "-o", out,
-                     "--lr-dir", out, *(["--overwrite"] if overwrite else []))
+  code, _, err = run(capsys, "roundtrip", inputs, model=model_dir, output_dir=out, lr_dir=out,
+                     overwrite=overwrite)
   assert code == 2
-  [line] = errors_of(err)
-  assert "-o and --lr-dir" in line and str(out) in line
+  line = refusal(err)
+  assert "-o and --lr_dir" in line and str(out) in line
   assert (out / "odd.png").read_bytes() == b"not made by the tool"
   assert [p.name for p in out.iterdir()] == ["odd.png"] and not loads
 
@@ -184,10 +237,10 @@ def test_hr_and_lr_of_different_inputs_on_one_path_are_refused(model_dir, tmp_pa
   images.write_image(tmp_path / "in" / "a.png", rng.integers(0, 256, (12, 12, 3), np.uint8))
   images.write_image(tmp_path / "in" / "sub" / "a.png", rng.integers(0, 256, (12, 12, 3), np.uint8))
   # The HR of in/sub/a.png and the LR of in/a.png are both out/sub/a.png.
-  code, _, err = run(capsys, "roundtrip", tmp_path / "in", "--model", model_dir,
-                     "-o", tmp_path / "out", "--lr-dir", tmp_path / "out" / "sub")
+  code, _, err = run(capsys, "roundtrip", tmp_path / "in", model=model_dir,
+                     output_dir=tmp_path / "out", lr_dir=tmp_path / "out" / "sub")
   assert code == 2
-  [line] = errors_of(err)
+  line = refusal(err)
   assert str(tmp_path / "out" / "sub" / "a.png") in line
   assert str(tmp_path / "in" / "a.png") in line and str(tmp_path / "in" / "sub" / "a.png") in line
   assert not (tmp_path / "out").exists() and not loads
@@ -197,9 +250,9 @@ def test_two_inputs_of_one_name_are_refused_before_any_work(model_dir, inputs, t
                                                             loads):
   images.write_image(tmp_path / "other" / "odd.png", np.zeros((10, 10, 3), np.uint8))
   code, _, err = run(capsys, "downscale", inputs / "odd.png", tmp_path / "other" / "odd.png",
-                     "--model", model_dir, "-o", tmp_path / "out")
+                     model=model_dir, output_dir=tmp_path / "out")
   assert code == 2
-  [line] = errors_of(err)
+  line = refusal(err)
   assert str(inputs / "odd.png") in line and str(tmp_path / "other" / "odd.png") in line
   assert str(tmp_path / "out" / "odd.png") in line
   assert not (tmp_path / "out").exists() and not loads
@@ -207,21 +260,21 @@ def test_two_inputs_of_one_name_are_refused_before_any_work(model_dir, inputs, t
 
 def test_upscale_refuses_an_lr_recorded_for_another_scale(model_dir, x4_model_dir, inputs,
                                                           tmp_path, capsys, loads, monkeypatch):
-  assert run(capsys, "downscale", inputs / "odd.png", "--model", model_dir,
-             "-o", tmp_path / "lr")[0] == 0
+  assert run(capsys, "downscale", inputs / "odd.png", model=model_dir,
+             output_dir=tmp_path / "lr")[0] == 0
   images.write_image(tmp_path / "plain.png", np.zeros((8, 8, 3), np.uint8))  # records nothing
   lr = tmp_path / "lr" / "odd.png"
   # The model's own scale (no --scale): that file fails, the others go on.
-  code, _, err = run(capsys, "upscale", lr, tmp_path / "plain.png", "--model", x4_model_dir,
-                     "-o", tmp_path / "hr")
+  code, _, err = run(capsys, "upscale", lr, tmp_path / "plain.png", model=x4_model_dir,
+                     output_dir=tmp_path / "hr")
   assert code == 1
   assert errors_of(err) == [f"error: {lr}: made by an x2 model (fgrn:scale=2), but the model is "
                             f"x4; upscale it with an x2 model"]
   assert sorted(p.name for p in (tmp_path / "hr").iterdir()) == ["plain.png"]
   # --scale 4 picks the shipped x4 model: refused from the record alone, before it loads.
-  monkeypatch.setattr(inference, "default_model_path", lambda scale: x4_model_dir)
+  monkeypatch.setattr(shipped, "default_model_path", lambda scale: x4_model_dir)
   loads.clear()
-  code, _, err = run(capsys, "upscale", lr, "--scale", 4, "-o", tmp_path / "hr4")
+  code, _, err = run(capsys, "upscale", lr, scale=4, output_dir=tmp_path / "hr4")
   assert code == 1 and len(errors_of(err)) == 1 and "x2" in err and "x4" in err
   assert not (tmp_path / "hr4").exists() and not loads
 
@@ -230,45 +283,45 @@ def test_output_folder_that_is_a_file_is_refused_before_any_work(model_dir, inpu
                                                                   capsys, loads):
   (tmp_path / "file").write_text("x")
   file = tmp_path / "file"
-  for flag, output, says in (("-o", file, f"-o {file} is a file"),
-                             ("-o", file / "out", f"-o {file / 'out'}: {file} is a file"),
-                             ("--lr-dir", file, f"--lr-dir {file} is a file")):
-    code, _, err = run(capsys, "roundtrip", inputs / "odd.png", "--model", model_dir,
-                       flag, output)
+  for option, output, says in (("output_dir", file, f"-o {file} is a file"),
+                               ("output_dir", file / "out", f"-o {file / 'out'}: {file} is a file"),
+                               ("lr_dir", file, f"--lr_dir {file} is a file")):
+    code, _, err = run(capsys, "roundtrip", inputs / "odd.png", model=model_dir,
+                       **{option: output})
     assert code == 2
-    assert errors_of(err) == [f"error: {says}, not a folder"]
+    assert refusal(err) == f"error: {says}, not a folder"
   assert file.read_text() == "x" and not loads
 
 
-@pytest.mark.parametrize("flags,says", [
-    (["--scale", "0"], "--scale 0"), (["--scale", "-2"], "--scale -2"),
-    (["--scale", "1"], "--scale 1"), (["--scale", "3"], "--scale 3"),
-    (["--tile", "-8"], "--tile -8"), (["--tile", "16"], "--tile 16 is too small"),
+@pytest.mark.parametrize("options,says", [
+    ({"scale": 0}, "--scale 0"), ({"scale": -2}, "--scale -2"),
+    ({"scale": 1}, "--scale 1"), ({"scale": 3}, "--scale 3"),
+    ({"tile": -8}, "--tile -8"), ({"tile": 16}, "--tile 16 is too small"),
 ])
 def test_bad_flags_are_refused_in_one_line_before_the_model_loads(model_dir, inputs, tmp_path,
-                                                                  capsys, loads, flags, says):
-  code, _, err = run(capsys, "roundtrip", inputs, "--model", model_dir, *flags)
+                                                                  capsys, loads, options, says):
+  code, _, err = run(capsys, "roundtrip", inputs, model=model_dir, **options)
   assert code == 2
-  [line] = errors_of(err)
-  assert says in line and not loads
+  assert says in refusal(err) and not loads
 
 
 def test_shipped_model_of_no_scale_is_refused_before_loading(inputs, tmp_path, capsys, loads):
-  code, _, err = run(capsys, "downscale", inputs, "--scale", 0, "-o", tmp_path / "o")
-  assert code == 2 and len(errors_of(err)) == 1 and "--scale 0" in err and not loads
+  code, _, err = run(capsys, "downscale", inputs, scale=0, output_dir=tmp_path / "o")
+  assert code == 2 and "--scale 0" in refusal(err) and not loads
 
 
 def test_tile_minimum_in_the_docs_is_the_one_the_code_enforces(tmp_path, inputs, capsys, loads):
   docs = (ROOT / "docs" / "cli.md").read_text()
   stated = int(re.search(r"naming the minimum: (\d+) for\s+the paper's x2", docs).group(1))
   paper = config.x2()
-  assert f"{inference.receptive_margins(paper.model)[0]} LR pixels for the paper's x2" in docs
+  assert f"{receptive_field.receptive_margins(paper.model)[0]} LR pixels for the paper's x2" \
+      in docs
   workdir.write_experiment(tmp_path / "paper", paper)  # no weights: refused before any load
-  code, _, err = run(capsys, "downscale", inputs, "--model", tmp_path / "paper", "-o",
-                     tmp_path / "o", "--tile", stated - 1)
+  code, _, err = run(capsys, "downscale", inputs, model=tmp_path / "paper",
+                     output_dir=tmp_path / "o", tile=stated - 1)
   assert code == 2
-  assert errors_of(err) == [f"error: --tile {stated - 1} is too small for this model (x2): use "
-                            f"at least {stated}, or 0 for whole images"]
+  assert refusal(err) == (f"error: --tile {stated - 1} is too small for this model (x2): use "
+                          f"at least {stated}, or 0 for whole images")
   assert not loads
 
 
@@ -276,11 +329,11 @@ def test_input_errors_come_before_the_model_loads(model_dir, inputs, tmp_path, c
   (inputs / "text.png").write_text("not an image")
   (inputs / "empty.png").write_bytes(b"")
   code, _, err = run(capsys, "downscale", inputs / "missing.png", inputs / "text.png",
-                     inputs / "empty.png", inputs / "odd.png", "--model", model_dir,
-                     "-o", tmp_path / "out")
+                     inputs / "empty.png", inputs / "odd.png", model=model_dir,
+                     output_dir=tmp_path / "out")
   assert code == 1
   lines = err.splitlines()
-  assert [line for line in lines if line.startswith("error:")] == [
+  assert errors_of(err) == [
       f"error: {inputs / 'missing.png'}: no such file or folder",
       f"error: {inputs / 'text.png'}: not a readable image (corrupt, truncated or unknown format)",
       f"error: {inputs / 'empty.png'}: empty file"]
@@ -288,8 +341,8 @@ def test_input_errors_come_before_the_model_loads(model_dir, inputs, tmp_path, c
       lines.index("LOADING MODEL")
   # With nothing left to do the model is not loaded at all.
   loads.clear()
-  code, _, err = run(capsys, "downscale", inputs / "text.png", "--model", model_dir,
-                     "-o", tmp_path / "out2")
+  code, _, err = run(capsys, "downscale", inputs / "text.png", model=model_dir,
+                     output_dir=tmp_path / "out2")
   assert code == 1 and not loads and "0 done, 1 failed" in err
 
 
@@ -299,7 +352,7 @@ def test_failed_file_gets_no_progress_line(model_dir, inputs, tmp_path, capsys):
   data = images.encode("x.png", np.zeros((30, 30, 3), np.uint8))
   (inputs / "truncated.png").write_bytes(data[:len(data) // 2])
   code, _, err = run(capsys, "downscale", inputs / "truncated.png", inputs / "odd.png",
-                     "--model", model_dir, "-o", tmp_path / "out")
+                     model=model_dir, output_dir=tmp_path / "out")
   assert code == 1
   progress = [line for line in err.splitlines() if line.startswith("[")]
   assert len(progress) == 1 and "odd.png" in progress[0] and "images/s" in progress[0]
@@ -311,19 +364,19 @@ def test_mean_line_counts_only_images_that_have_the_metric(model_dir, inputs, tm
   images.write_image(inputs / "tiny.png", rng.integers(0, 256, (4, 6, 3), np.uint8))  # no PSNR
   images.write_image(inputs / "small.png", rng.integers(0, 256, (12, 14, 3), np.uint8))  # no SSIM
   code, out, err = run(capsys, "roundtrip", inputs / "odd.png", inputs / "tiny.png",
-                       inputs / "small.png", "--model", model_dir)
+                       inputs / "small.png", model=model_dir)
   assert code == 0, err
   assert re.search(r"^mean  PSNR \d+\.\d\d dB \(2 of 3 images\)  SSIM -?[\d.]+ \(1 of 3 images\)$",
                    out, re.M), out
   code, out, err = run(capsys, "roundtrip", inputs / "odd.png", inputs / "tiny.png",
-                       "--model", model_dir)
+                       model=model_dir)
   assert re.search(r"^mean of 1  PSNR \d+\.\d\d dB  SSIM -?[\d.]+$", out, re.M), out
 
 
 def test_no_output_folder_is_left_when_every_file_fails(model_dir, inputs, tmp_path, capsys):
   data = images.encode("x.png", np.zeros((30, 30, 3), np.uint8))
   (inputs / "truncated.png").write_bytes(data[:len(data) // 2])
-  code, _, err = run(capsys, "roundtrip", inputs / "truncated.png", "--model", model_dir,
-                     "-o", tmp_path / "new" / "hr", "--lr-dir", tmp_path / "new" / "lr")
+  code, _, err = run(capsys, "roundtrip", inputs / "truncated.png", model=model_dir,
+                     output_dir=tmp_path / "new" / "hr", lr_dir=tmp_path / "new" / "lr")
   assert code == 1 and len(errors_of(err)) == 1
   assert not (tmp_path / "new").exists()

@@ -6,7 +6,6 @@ Each runs in fresh processes: logical devices and TF_CONFIG must be set before T
 
 import json
 import os
-import pathlib
 import signal
 import socket
 import subprocess
@@ -16,22 +15,11 @@ import time
 
 import numpy as np
 import pytest
+from helpers import ROOT, image_folder, train_command
 
 from fgrn_tf import config, train_lib
-from fgrn_tf.data import images
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-PYTHON = sys.executable
-
-
-def _tiny_images(folder, count=3, size=32):
-  rng = np.random.default_rng(1)
-  folder.mkdir(parents=True, exist_ok=True)
-  for i in range(count):
-    images.write_image(folder / f"{i}.png", rng.integers(0, 256, (size, size, 3), np.uint8),
-                       overwrite=True)
-  return str(folder)
-
+from fgrn_tf import workdir as wd
+from fgrn_tf.train_callbacks import current_step
 
 MIRRORED_SCRIPT = textwrap.dedent("""
   import json, sys
@@ -39,11 +27,10 @@ MIRRORED_SCRIPT = textwrap.dedent("""
   cpu = tf.config.list_physical_devices("CPU")[0]
   tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
   import numpy as np
-  from fgrn_tf import config, train_lib
+  from fgrn_tf import config, distribute, train_lib
   from fgrn_tf.data import images, pipeline
 
-  smoke = config.preset("smoke")
-  exp = config.Experiment(smoke.model, smoke.train.replace(batch_size=4, patch_size=16))
+  exp = config.preset("smoke").replace(train={"batch_size": 4, "patch_size": 16})
   image_set = pipeline.load_images(images.list_images(sys.argv[1]), 16)
 
   def run(strategy):
@@ -54,7 +41,7 @@ MIRRORED_SCRIPT = textwrap.dedent("""
     return start, model.get_weights(), strategy.num_replicas_in_sync
 
   start, one, n1 = run(tf.distribute.get_strategy())
-  _, two, n2 = run(train_lib.choose_strategy(["/cpu:0", "/cpu:1"]))
+  _, two, n2 = run(distribute.choose_strategy(["/cpu:0", "/cpu:1"]))
   diff = lambda a, b: max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=True))
   print(json.dumps({"replicas": [n1, n2], "moved": diff(start, one), "diff": diff(one, two)}))
 """)
@@ -62,9 +49,10 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_matches_one_device(tmp_path):
-  data = _tiny_images(tmp_path / "data")
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(ROOT))
-  result = subprocess.run(["timeout", "-s", "KILL", "240", PYTHON, "-c", MIRRORED_SCRIPT, data],
+  data = image_folder(tmp_path / "data")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  result = subprocess.run(["timeout", "-s", "KILL", "240", sys.executable, "-c", MIRRORED_SCRIPT,
+                           data],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=270)
   assert result.returncode == 0, result.stderr[-3000:]
   out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -85,7 +73,7 @@ def _free_ports(n):
 
 @pytest.mark.slow
 def test_two_multiworker_processes_train_together_and_agree(tmp_path):
-  data = _tiny_images(tmp_path / "data")
+  data = image_folder(tmp_path / "data")
   workdir = tmp_path / "run"
   cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
   args = ["--preset", "smoke", "--workdir", str(workdir), "--data_dirs", data,
@@ -98,7 +86,7 @@ def test_two_multiworker_processes_train_together_and_agree(tmp_path):
                                        "task": {"type": "worker", "index": index}}))
       # A worker waiting for its peer ignores SIGTERM: bound each by SIGKILL, in its own group.
       procs.append(subprocess.Popen(
-          ["timeout", "-s", "KILL", "300", PYTHON, "train_main.py", *args], cwd=ROOT, env=env,
+          train_command(*args, timeout=300), cwd=ROOT, env=env,
           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True))
     deadline = time.time() + 330
     while time.time() < deadline and any(p.poll() is None for p in procs):
@@ -114,17 +102,14 @@ def test_two_multiworker_processes_train_together_and_agree(tmp_path):
   for p, (_, err) in zip(procs, outputs, strict=True):
     assert p.returncode == 0, err[-3000:]
   assert "finished: 4/4 steps" in outputs[0][0]  # the chief reports
-  exp = config.smoke()
-  exp = config.Experiment(exp.model, exp.train.replace(steps=4, steps_per_epoch=2))
-  import tensorflow as tf
-
+  exp = config.smoke().replace(train={"steps": 4, "steps_per_epoch": 2})
   models = []
-  for name in (train_lib.BACKUP_WEIGHTS, "worker1.weights.h5"):
-    model = train_lib.build_model(exp, tf.distribute.get_strategy())
-    model.load_weights(workdir / train_lib.BACKUP / name)
+  for chief, index in ((True, 0), (False, 1)):
+    model = train_lib.build_model(exp)
+    model.load_weights(wd.backup_path(workdir, chief, index))
     models.append(model)
   a, b = models
-  assert train_lib.current_step(a) == train_lib.current_step(b) == 4
+  assert current_step(a) == current_step(b) == 4
   for va, vb in zip(a.weights, b.weights, strict=True):
     np.testing.assert_allclose(va.numpy(), vb.numpy(), atol=1e-6, err_msg=va.path)
-  assert (workdir / "best.weights.h5").is_file() and (workdir / "last.weights.h5").is_file()
+  assert (workdir / wd.BEST_WEIGHTS).is_file() and (workdir / wd.LAST_WEIGHTS).is_file()

@@ -1,15 +1,13 @@
 """Export for deployment: every artifact agrees with Keras, runs where it ships, fails clearly.
 
 One export of a tiny model in every format, made by `export/export_main.py` run as a script from
-the repo root, feeds most tests (about a minute of CPU on 2 cores).
+the repo root (the `fgrn-export` tool), feeds most tests (about a minute of CPU on 2 cores).
 """
 
-import dataclasses
 import errno
 import json
 import os
 import pathlib
-import shutil
 import stat
 import subprocess
 import sys
@@ -19,11 +17,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
-from helpers import tiny_model
+from helpers import REFUSED_OUTPUTS, make_run, refusal_tree, snapshot, tiny_model
 
-from export import export_lib
 from fgrn_tf import backends, config, litert, workdir
 from fgrn_tf.data import images
+from fgrn_tf.export import ExportError, agreement, export_lib, inputs, manifest, saved_model
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SAVED_MODEL_CLI = pathlib.Path(sys.executable).parent / "saved_model_cli"
@@ -47,23 +45,6 @@ def smooth_images(seed: int, sizes) -> list[np.ndarray]:
   return out
 
 
-def make_workdir(path: pathlib.Path, data_dirs=(), training_leftovers: bool = False):
-  model = tiny_model()
-  experiment = config.smoke()
-  experiment = dataclasses.replace(experiment,
-                                   train=experiment.train.replace(data_dirs=tuple(data_dirs)))
-  workdir.write_experiment(path, experiment)
-  model.save_weights(path / workdir.BEST_WEIGHTS)
-  if training_leftovers:  # what a real run holds besides what inference needs
-    shutil.copy(path / workdir.BEST_WEIGHTS, path / workdir.LAST_WEIGHTS)
-    (path / "backup").mkdir()
-    (path / "backup" / "state.json").write_text('{"epoch": 3}')
-    (path / "tensorboard").mkdir()
-    (path / "tensorboard" / "events.out.tfevents.1").write_bytes(b"events")
-    (path / "train_state.json").write_text('{"step": 6}')
-  return model
-
-
 def export_cli(*args, timeout=900, umask=-1):
   return subprocess.run([sys.executable, "export/export_main.py", *map(str, args)], cwd=ROOT,
                         env=ENV, capture_output=True, text=True, timeout=timeout, umask=umask)
@@ -76,12 +57,6 @@ def error_line(proc) -> str:
   errors = [line for line in proc.stderr.splitlines() if line.startswith("export: error:")]
   assert len(errors) == 1, proc.stderr[-3000:]
   return errors[0]
-
-
-def snapshot(folder: pathlib.Path) -> dict:
-  """Every path under `folder` with its bytes (None for folders): to tell it was not touched."""
-  return {p.relative_to(folder).as_posix(): None if p.is_dir() else p.read_bytes()
-          for p in sorted(folder.rglob("*"))}
 
 
 CORRUPT_PNG = b"\x89PNG\r\n\x1a\n truncated"
@@ -98,10 +73,10 @@ def run(tmp_path_factory):
   for i, image in enumerate(smooth_images(2, [(48, 40), (40, 40)])):
     images.write_image(train / f"t{i}.png", image)
   (train / "t2_broken.png").write_bytes(CORRUPT_PNG)
-  make_workdir(wd, data_dirs=[str(train)])
+  make_run(wd, data_dirs=[train], training_leftovers=False)
   # int8_full is kept whatever its quality on this random network, so that it can be tested.
   # umask 022 is what a server's export job usually runs with: TF Serving must read the files.
-  proc = export_cli("--workdir", wd, "--output_dir", out, "--check_dir", check,
+  proc = export_cli("--model", wd, "--output_dir", out, "--check_dir", check,
                     "--check_crop", 0, "--max_int8_full_drop", 1000, umask=0o022)
   assert proc.returncode == 0, proc.stderr[-3000:]
   keras = backends.load_backend(wd)
@@ -215,7 +190,7 @@ def test_tflite_runs_at_two_sizes_in_one_process_without_nan(run):
 
 
 def test_converting_a_module_that_holds_the_keras_model_is_nan_and_refused():
-  # docs/TF-NOTES.md: this conversion path keeps the weights as resource variables and the
+  # docs/tf_notes.md (Export): this conversion path keeps the weights as resource variables and the
   # .tflite silently computes NaN on a phone; the export refuses such a model by its ops.
   model = tiny_model()
   module = tf.Module()
@@ -352,13 +327,14 @@ def test_bad_input_fails_clearly(run):
       backend.upscale(np.zeros((8, 8, 3), np.uint8))
 
 
+@pytest.mark.parametrize("flag", ["--model", "--workdir"])  # --workdir: the earlier spelling
 @pytest.mark.parametrize("case", ["missing", "corrupt_weights"])
-def test_export_main_fails_with_one_line_on_a_bad_workdir(tmp_path, case):
+def test_export_main_fails_with_one_line_on_a_bad_workdir(tmp_path, case, flag):
   wd = tmp_path / "wd"
   if case == "corrupt_weights":
     workdir.write_experiment(wd, config.smoke())
     (wd / workdir.BEST_WEIGHTS).write_bytes(b"not an HDF5 file")
-  proc = export_cli("--workdir", wd, "--output_dir", tmp_path / "out", timeout=300)
+  proc = export_cli(flag, wd, "--output_dir", tmp_path / "out", timeout=300)
   assert proc.returncode != 0
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("export: error:"), proc.stderr[-2000:]
@@ -366,12 +342,20 @@ def test_export_main_fails_with_one_line_on_a_bad_workdir(tmp_path, case):
   assert not (tmp_path / "out").exists()
 
 
+def test_export_main_refuses_stray_arguments_and_unknown_flags_as_usage_errors(tmp_path):
+  for args, word in [(["extra"], "unexpected arguments: extra"), (["--no_such_flag"], "no_such")]:
+    proc = export_cli("--model", tmp_path / "wd", "--output_dir", tmp_path / "out", *args,
+                      timeout=300)
+    assert proc.returncode == 2 and word in error_line(proc), proc.stderr[-2000:]
+  assert list(tmp_path.iterdir()) == []
+
+
 def test_export_refuses_unknown_formats_and_a_non_empty_output_dir(tmp_path):
-  with pytest.raises(export_lib.ExportError, match="unknown format.*tflite_int4"):
+  with pytest.raises(ExportError, match="unknown format.*tflite_int4"):
     export_lib.parse_formats("savedmodel,tflite_int4")
   (tmp_path / "out").mkdir()
   (tmp_path / "out" / "keep.txt").write_text("x")
-  with pytest.raises(export_lib.ExportError, match="not empty"):
+  with pytest.raises(ExportError, match="not empty"):
     export_lib.export(tiny_model(), tmp_path / "out", [], formats=["savedmodel"])
   assert (tmp_path / "out" / "keep.txt").read_text() == "x"
 
@@ -383,9 +367,9 @@ def test_full_int8_is_left_out_when_its_round_trip_loses_too_much(tmp_path):
   artifacts = {"tflite_int8_full": {
       "files": {"upscale": {"path": "tflite/int8_full/upscaler.tflite"}},
       "agreement": {"psnr_drop_db": 2.5}}}
-  assert not export_lib.quality_gate(dict(artifacts), tmp_path, 3.0)
+  assert not agreement.quality_gate(dict(artifacts), tmp_path, 3.0)
   assert folder.is_dir()
-  assert export_lib.quality_gate(artifacts, tmp_path, 1.0) == ["tflite_int8_full"]
+  assert agreement.quality_gate(artifacts, tmp_path, 1.0) == ["tflite_int8_full"]
   assert "2.5 dB below Keras" in artifacts["tflite_int8_full"]["skipped"]
   assert not folder.exists() and "path" not in artifacts["tflite_int8_full"]["files"]["upscale"]
 
@@ -409,13 +393,13 @@ def test_unreadable_images_are_skipped_and_none_left_is_one_line(tmp_path):
   images.write_image(files[1], good[0])
   images.write_image(files[3], good[1])
   lines = []
-  check = export_lib.load_check_images(files, 2, limit=2, log=lines.append)
+  check = inputs.load_check_images(files, 2, limit=2, log=lines.append)
   assert [name for name, _ in check] == ["b.png", "d.png"]
   assert len(lines) == 2 and "a_broken.png" in lines[0] and "c_empty.png" in lines[1]
-  calibration = export_lib.load_calibration_images(files, 2, log=lines.append)
+  calibration = inputs.load_calibration_images(files, 2, log=lines.append)
   assert [im.shape for im in calibration] == [(20, 24, 3), (16, 16, 3)]
-  for load in (export_lib.load_check_images, export_lib.load_calibration_images):
-    with pytest.raises(export_lib.ExportError, match="no usable .* among 3 file") as info:
+  for load in (inputs.load_check_images, inputs.load_calibration_images):
+    with pytest.raises(ExportError, match="no usable .* among 3 file") as info:
       load([files[0], files[2], files[4]], 2, log=lambda _: None)
     assert "\n" not in str(info.value) and "a_broken.png" in str(info.value)
 
@@ -437,21 +421,15 @@ def fake_export(path: pathlib.Path, extra: str | None = None):
   (path / "tflite" / "float32").mkdir(parents=True)
   (path / "tflite" / "float32" / "upscaler.tflite").write_bytes(b"tflite")
   (path / "manifest.json").write_text(json.dumps(
-      {"format": export_lib.MANIFEST_FORMAT, "model_name": "fgrn_x2", "version": 1,
+      {"format": manifest.MANIFEST_FORMAT, "model_name": "fgrn_x2", "version": 1,
        "artifacts": {}}))
   if extra:
     (path / extra).parent.mkdir(parents=True, exist_ok=True)
     (path / extra).write_text("mine")
 
 
-REFUSED = {
+REFUSED = {case: (folder, word) for case, (folder, word, _) in REFUSED_OUTPUTS.items()} | {
     # case: (what --output_dir is, a word the error line must hold)
-    "the_workdir_itself": ("wd", "--workdir"),
-    "inside_the_workdir": ("wd/exported", "--workdir"),
-    "a_folder_holding_the_workdir": (".", "--workdir"),
-    "another_training_workdir": ("other_run", "training workdir"),
-    "a_dataset": ("photos", "images"),
-    "a_folder_of_other_files": ("notes", "not an export"),
     "an_export_with_a_file_added": ("old_export", "notes.txt"),
     "an_export_with_a_folder_added": ("old_export2", "tflite/mine"),
     "the_check_dir": ("check", "--check_dir"),
@@ -462,20 +440,16 @@ REFUSED = {
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_overwrite_never_replaces_what_the_export_did_not_make(tmp_path, case):
   base = tmp_path / "base"
-  wd = base / "wd"
-  make_workdir(wd, training_leftovers=True)
-  make_workdir(base / "other_run", training_leftovers=True)
-  for i, image in enumerate(smooth_images(4, [(24, 24), (20, 28)])):
-    images.write_image(base / "photos" / f"p{i}.jpg", image)
+  photos = smooth_images(4, [(24, 24), (20, 28)])
+  refusal_tree(base, photos)
+  for i, image in enumerate(photos):
     images.write_image(base / "check" / f"c{i}.png", image)
     images.write_image(base / "calib" / "train" / f"t{i}.png", image)
-  (base / "notes").mkdir()
-  (base / "notes" / "todo.txt").write_text("mine")
   fake_export(base / "old_export", extra="notes.txt")
   fake_export(base / "old_export2", extra="tflite/mine/readme.txt")
   before = snapshot(tmp_path)
   output, word = REFUSED[case]
-  proc = export_cli("--workdir", wd, "--output_dir", base / output, "--overwrite",
+  proc = export_cli("--model", base / "run", "--output_dir", base / output, "--overwrite",
                     "--formats", "savedmodel", "--check_dir", base / "check",
                     "--calibration_dir", base / "calib" / "train", timeout=600)
   line = error_line(proc)
@@ -489,11 +463,11 @@ def test_overwrite_replaces_a_previous_export_and_nothing_else(tmp_path):
   fake_export(out)
   (tmp_path / "beside.txt").write_text("mine")
   check = [("r.png", smooth_images(5, [(16, 20)])[0])]
-  with pytest.raises(export_lib.ExportError, match="previous export.*--overwrite"):
+  with pytest.raises(ExportError, match="previous export.*--overwrite"):
     export_lib.export(tiny_model(), out, check, formats=["savedmodel"], log=lambda _: None)
-  manifest = export_lib.export(tiny_model(), out, check, formats=["savedmodel"], overwrite=True,
-                               log=lambda _: None)
-  assert set(manifest["artifacts"]) == {"savedmodel"}
+  written = export_lib.export(tiny_model(), out, check, formats=["savedmodel"], overwrite=True,
+                            log=lambda _: None)
+  assert set(written["artifacts"]) == {"savedmodel"}
   assert sorted(p.name for p in out.iterdir()) == ["fgrn_x2", "manifest.json"]  # no old tflite/
   assert (out / "fgrn_x2" / "1" / "saved_model.pb").stat().st_size > 100
   assert sorted(p.name for p in tmp_path.iterdir()) == ["beside.txt", "out"]
@@ -501,8 +475,6 @@ def test_overwrite_replaces_a_previous_export_and_nothing_else(tmp_path):
 
 def test_a_full_disk_is_reported_on_the_output_path_not_the_hidden_staging_one(
     tmp_path, monkeypatch):
-  from export import saved_model
-
   def full_disk(model, path, overwrite=False):
     # Where TF's writer would be when the disk fills: inside the SavedModel's own staging.
     inner = pathlib.Path(path).parent / ".1.k2j4h6g8.tmp" / "variables"
@@ -512,7 +484,7 @@ def test_a_full_disk_is_reported_on_the_output_path_not_the_hidden_staging_one(
   monkeypatch.setattr(saved_model, "write", full_disk)
   out = tmp_path / "out"
   check = [("r.png", smooth_images(5, [(16, 20)])[0])]
-  with pytest.raises(export_lib.ExportError) as info:
+  with pytest.raises(ExportError) as info:
     export_lib.export(tiny_model(), out, check, formats=["savedmodel"], log=lambda _: None)
   assert str(info.value) == (f"{out}/fgrn_x2/1/variables/variables.data: "
                              f"{os.strerror(errno.ENOSPC)}")
@@ -522,11 +494,11 @@ def test_a_full_disk_is_reported_on_the_output_path_not_the_hidden_staging_one(
 @pytest.mark.parametrize("case", ["config_not_json", "config_without_model", "corrupt_weights"])
 def test_export_main_names_the_file_of_a_bad_config_or_weights(tmp_path, case):
   wd = tmp_path / "wd"
-  make_workdir(wd)
+  make_run(wd, training_leftovers=False)
   bad = wd / (workdir.BEST_WEIGHTS if case == "corrupt_weights" else workdir.CONFIG)
   bad.write_bytes({"config_not_json": b"{model: 2", "config_without_model": b'{"train": {}}',
                    "corrupt_weights": b"not an HDF5 file"}[case])
-  proc = export_cli("--workdir", wd, "--output_dir", tmp_path / "out", timeout=300)
+  proc = export_cli("--model", wd, "--output_dir", tmp_path / "out", timeout=300)
   line = error_line(proc)
   assert f"{bad}:" in line, line
   assert not (tmp_path / "out").exists()

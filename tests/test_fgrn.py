@@ -1,19 +1,20 @@
-"""The FGRN model: losses train the right parts, training lowers the loss, save/load, bad input."""
+"""The FGRN model: losses train the right parts, training lowers the loss, its validation
+round trip, save/load, bad input."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import random_images, tiny_model, wave_images
+from helpers import losses_on_a_fixed_batch, random_images, tiny_model, wave_images
 
 from fgrn_tf import config
-from fgrn_tf.data.imresize import bicubic_downscale
-from fgrn_tf.models.fgrn import FGRN
+from fgrn_tf.data.imresize import imresize_np
+from fgrn_tf.models.fgrn import FGRN, psnr01
 
 
 def _grads(model, term):
   hr = tf.constant(random_images(2, 16, 16, seed=1))
-  y_bic = bicubic_downscale(hr, 2)
+  y_bic = model.guidance_target(hr)
   with tf.GradientTape(persistent=True) as tape:
     out = model(hr, training=True)
     rec, guide, _ = model._loss_terms(hr, y_bic, out)
@@ -71,13 +72,42 @@ def test_train_steps_lower_the_loss_on_a_fixed_batch():
   model = tiny_model(seed=2)
   model.compile(optimizer=keras.optimizers.Adam(3e-3))
   hr = tf.constant(wave_images(4, 32, 32, seed=3))
-  first = model.train_on_batch(hr, return_dict=True)
-  for _ in range(30):
-    model.train_on_batch(hr)
-  model.reset_metrics()
-  last = model.train_on_batch(hr, return_dict=True)
+  first, last = losses_on_a_fixed_batch(model, hr, 30)
   assert last["rec_loss"] < 0.5 * first["rec_loss"]
   assert last["guide_l1"] < 0.5 * first["guide_l1"]
+
+
+def test_training_takes_hr_batches_alone_and_refuses_a_target():
+  model = tiny_model()
+  model.compile(optimizer=keras.optimizers.Adam(1e-3))
+  hr = tf.constant(wave_images(2, 16, 16))
+  dataset = tf.data.Dataset.from_tensor_slices(hr).batch(2).repeat()
+  logs = model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0, shuffle=False).history
+  assert np.isfinite(logs["loss"]).all()
+  with pytest.raises(ValueError, match="HR batches alone"):
+    model.train_on_batch(hr, model.guidance_target(hr))
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_guidance_target_is_the_matlab_bicubic_of_the_very_batch(scale):
+  model = tiny_model(scale=scale)
+  hr8 = random_images(2, 8 * scale, 4 * scale, seed=scale, dtype=np.uint8)
+  y_bic = model.guidance_target(tf.constant(hr8, tf.float32) / 255).numpy()
+  for image, target in zip(hr8, y_bic, strict=True):
+    np.testing.assert_allclose(target * 255, imresize_np(image, 1 / scale), atol=2e-3)
+
+
+def test_test_roundtrip_measures_the_uint8_round_trip():
+  model = tiny_model(seed=5)
+  hr8 = (255 * wave_images(2, 16, 24, seed=6)).astype(np.uint8)
+  hr = tf.constant(hr8, tf.float32) / 255
+  out = model.test_roundtrip(hr)
+  lr8 = model.downscale(hr8)
+  np.testing.assert_array_equal(np.round(out["lr"].numpy() * 255), lr8)
+  np.testing.assert_array_equal(np.round(out["sr"].numpy() * 255), model.upscale(lr8))
+  np.testing.assert_allclose(out["psnr"], psnr01(hr, tf.cast(model.upscale(lr8), tf.float32) / 255),
+                             rtol=1e-5)
+  np.testing.assert_allclose(out["lr_psnr"], psnr01(model.guidance_target(hr), out["lr"]))
 
 
 def test_inverse_still_exact_after_training_steps():

@@ -23,21 +23,14 @@ def test_new_flow_is_identity_with_zero_logdet():
   np.testing.assert_array_equal(logdet, np.zeros(2))
 
 
-def test_inverse_undoes_forward_on_64x64():
-  flow = _flow()
-  x = random_images(2, 64, 64, seed=1)
-  y, _ = flow.forward(x)
-  assert np.abs(y.numpy() - x).max() > 1e-2, "the test needs a non-identity flow"
-  x_back, _ = flow.inverse(y)
-  assert np.abs(x_back.numpy() - x).max() < 1e-5
-
-
-def test_forward_undoes_inverse():
+@pytest.mark.parametrize("first, second", [("forward", "inverse"), ("inverse", "forward")])
+def test_each_direction_undoes_the_other_on_64x64(first, second):
   flow = _flow(seed=3)
-  y = random_images(1, 64, 64, seed=2)
-  x, _ = flow.inverse(y)
-  y_back, _ = flow.forward(x)
-  assert np.abs(y_back.numpy() - y).max() < 1e-5
+  x = random_images(2, 64, 64, seed=1)
+  y, _ = getattr(flow, first)(x)
+  assert np.abs(y.numpy() - x).max() > 1e-2, "the test needs a non-identity flow"
+  back, _ = getattr(flow, second)(y)
+  assert np.abs(back.numpy() - x).max() < 1e-5
 
 
 def test_inverse_logdet_is_minus_forward_logdet():
@@ -60,15 +53,36 @@ def test_logdet_matches_numerical_jacobian():
   np.testing.assert_allclose(logdet.numpy(), expected, atol=1e-4)
 
 
-def test_every_channel_is_scaled_by_some_cell():
-  # With 3 channels a fixed split would leave l1 out of the affine part; cell i pivots on
-  # channel i mod 3, so over 3 cells each channel is scaled by at least one cell.
-  scaled = set()
-  for i in range(3):
-    cell = FlowCell(3, index=i)
-    scaled |= {c for c in range(3) if c != cell.pivot}
-  assert scaled == {0, 1, 2}
-  assert {FlowCell(3, index=i).pivot for i in range(3)} == {0, 1, 2}
+def _changed_channels(layer, x):
+  y, _ = layer.forward(x)
+  return [bool(np.abs(y.numpy()[..., c] - x[..., c]).max() > 1e-3) for c in range(3)]
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_cell_k_shifts_channel_k_mod_3_and_scales_the_other_two_in_place(index):
+  x = random_images(1, 8, 8, seed=index)
+  pivot = index % 3
+  # Only a (the shift of l1) non-zero: the cell moves its pivot channel alone, in RGB order.
+  cell = FlowCell(3, index, growth=4)
+  cell.build((None, None, None, 3))
+  randomize_zero_convs(cell.a, seed=index, std=0.2)
+  assert _changed_channels(cell, x) == [c == pivot for c in range(3)]
+  # Only b and p (the scale and shift of l2) non-zero: the pivot passes unchanged.
+  cell = FlowCell(3, index, growth=4)
+  cell.build((None, None, None, 3))
+  randomize_zero_convs(cell.b, seed=index, std=0.2)
+  randomize_zero_convs(cell.p, seed=index + 10, std=0.2)
+  assert _changed_channels(cell, x) == [c != pivot for c in range(3)]
+
+
+def test_three_cells_scale_every_channel():
+  # A fixed split would leave one channel out of the affine part of every cell.
+  flow = FlowGuidance(3, 3, 4)
+  flow.build((None, None, None, 3))
+  for cell in flow.cells:  # scales and shifts of l2 only
+    randomize_zero_convs(cell.b, std=0.2)
+    randomize_zero_convs(cell.p, std=0.2)
+  assert _changed_channels(flow, random_images(1, 8, 8)) == [True, True, True]
 
 
 def test_scale_is_bounded_by_clamp():

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import PIL.Image
 import pytest
+from helpers import photo, write_model_dir
 
 from fgrn_tf.data import images
 
@@ -35,13 +36,6 @@ def fake_png(path, width: int, height: int, gray: bool = False) -> pathlib.Path:
   path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
                    + _chunk(b"IDAT", zlib.compress(b"\0" * 64)) + _chunk(b"IEND", b""))
   return path
-
-
-def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
-  rng = np.random.default_rng(seed)
-  yy, xx = np.mgrid[0:h, 0:w]
-  base = np.stack([np.sin(xx / (5 + c) + c) * np.cos(yy / (7 + c)) for c in range(3)], -1)
-  return np.clip(128 + 80 * base + rng.normal(0, 5, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(autouse=True)
@@ -92,10 +86,10 @@ def test_the_limit_is_inclusive_and_raised_by_environment_or_setter(tmp_path, mo
   monkeypatch.setenv(images.MAX_PIXELS_ENV, "600")
   assert images.decode(path).rgb.shape == (20, 30, 3)
   monkeypatch.setenv(images.MAX_PIXELS_ENV, "10")
-  images.set_max_pixels(600, flag="--max-pixels")  # a flag wins over the environment
+  images.set_max_pixels(600, flag="--max_pixels")  # a flag wins over the environment
   assert images.max_pixels() == 600 and images.decode(path).rgb.shape == (20, 30, 3)
-  images.set_max_pixels(None, flag="--max-pixels")
-  with pytest.raises(images.ImageError, match="raise it with --max-pixels or FGRN_MAX_PIXELS"):
+  images.set_max_pixels(None, flag="--max_pixels")
+  with pytest.raises(images.ImageError, match="raise it with --max_pixels or FGRN_MAX_PIXELS"):
     images.decode(path)
 
 
@@ -152,14 +146,7 @@ def test_raising_the_limit_before_opencv_starts_raises_its_ceiling_too(tmp_path)
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-  from helpers import tiny_model
-
-  from fgrn_tf import config, workdir
-
-  d = tmp_path_factory.mktemp("model")
-  workdir.write_experiment(d, config.smoke())
-  tiny_model(seed=2).save_weights(d / workdir.BEST_WEIGHTS)
-  return d
+  return write_model_dir(tmp_path_factory.mktemp("model"))
 
 
 def test_cli_refuses_a_huge_file_in_one_line_and_goes_on(tmp_path, model_dir):
@@ -169,14 +156,14 @@ def test_cli_refuses_a_huge_file_in_one_line_and_goes_on(tmp_path, model_dir):
   images.write_image(good, photo(24, 30))
   result = subprocess.run(
       [sys.executable, "-m", "fgrn_tf", "roundtrip", str(big), str(past_opencv), str(good),
-       "-o", str(tmp_path / "out"), "--model", str(model_dir), "--max-pixels", str(2**31)],
+       "-o", str(tmp_path / "out"), "--model", str(model_dir), "--max_pixels", str(2**31)],
       cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env())
   assert result.returncode == 1, result.stderr
   assert "Traceback" not in result.stderr
   errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
   assert len(errors) == 2, result.stderr
   assert f"{big}: 100000x100000" in errors[0] and f"limit of {2**31:,}" in errors[0]
-  assert "--max-pixels" in errors[0]
+  assert "--max_pixels" in errors[0]
   # Under the raised limit, so the decoder (its ceiling raised with it) reads the bad data.
   assert f"{past_opencv}: not a readable image" in errors[1]
   assert "roundtrip: 1 done, 2 failed" in result.stderr
@@ -197,7 +184,8 @@ def test_eval_skips_a_huge_file_with_its_reason_like_an_unreadable_one(tmp_path)
       cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env())
   assert result.returncode == 0, result.stderr
   assert "Traceback" not in result.stderr
-  assert "Set x2 bicubic: PSNR" in result.stdout and "(1 images)" in result.stdout
+  assert "Set x2 bicubic: PSNR" in result.stdout, result.stdout
+  assert "(1 of 3 images; 2 skipped, see results.md)" in result.stdout  # fgrn-eval's wording
   skipped = json.loads((out / "results.json").read_text())["datasets"]["Set"]["skipped"]
   reasons = {s["name"]: s["reason"] for s in skipped}
   assert sorted(reasons) == ["big", "past_opencv"]

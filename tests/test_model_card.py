@@ -1,9 +1,13 @@
 """The model card copies the evaluation's numbers and says whether training is finished."""
 
 import json
+import subprocess
+import sys
 
-from export import model_card
+from conftest import ROOT
+
 from fgrn_tf import config
+from fgrn_tf.export import model_card
 
 
 def _results(psnr, with_bicubic):
@@ -31,3 +35,35 @@ def test_card_holds_each_evaluation_row_and_the_unfinished_state(tmp_path):
   assert "| FGRN (TFLite float16) | 36.10 / 0.9000 |" in text
   assert "44.15 / 0.9902" in text  # the paper's x2 row
   assert "python eval_main.py ..." in text
+
+
+def _shipped_model(folder):
+  (folder / "export" / "tflite" / "float16").mkdir(parents=True)
+  (folder / "config.json").write_text(config.preset("cpu_x2").to_json())
+  (folder / "train_state.json").write_text(json.dumps({"step": 5000, "train_seconds": 3600}))
+  (folder / "best.weights.h5").write_bytes(b"0" * 1000)
+  return folder
+
+
+def _card_tool(*args):
+  return subprocess.run([sys.executable, "export/model_card.py", *map(str, args)], cwd=ROOT,
+                        capture_output=True, text=True, timeout=120)
+
+
+def test_model_card_script_writes_the_card_of_the_results_and_fails_in_one_line(tmp_path):
+  model = _shipped_model(tmp_path / "fgrn_x2")
+  (tmp_path / "keras").mkdir()
+  (tmp_path / "keras" / "results.json").write_text(json.dumps(_results(36.5, True)))
+  (tmp_path / "commands.txt").write_text("python eval_main.py --model m\n")
+  proc = _card_tool("--model", model, "--eval", f"Keras={tmp_path / 'keras'}",
+                    "--commands", tmp_path / "commands.txt")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  text = (model / "MODEL_CARD.md").read_text()
+  assert text == model_card.card(model, [("Keras", _results(36.5, True))],
+                                 ["python eval_main.py --model m"])
+  assert "Training is complete." in text
+  proc = _card_tool("--model", model, "--eval", f"Keras={tmp_path / 'missing'}")
+  assert proc.returncode == 1 and "Traceback" not in proc.stderr
+  lines = proc.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("model_card: error:"), proc.stderr
+  assert "missing" in lines[0] and (model / "MODEL_CARD.md").read_text() == text

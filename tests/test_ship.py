@@ -3,31 +3,22 @@
 import errno
 import json
 import os
-import shutil
 import stat
+import subprocess
+import sys
 import types
 
 import h5py
 import numpy as np
 import pytest
-from helpers import tiny_model, wave_images
+from conftest import ROOT
+from helpers import REFUSED_OUTPUTS, make_run, refusal_tree, snapshot, wave_images
 
-from export import export_lib, ship_lib
-from fgrn_tf import backends, config, workdir
+from fgrn_tf import backends, workdir
+from fgrn_tf.data import images
+from fgrn_tf.export import ExportError, manifest, ship_lib
 
 pytestmark = pytest.mark.slow  # two TFLite conversions of a tiny model, ~30 s
-
-
-def make_run(path):
-  model = tiny_model()
-  workdir.write_experiment(path, config.smoke())
-  model.save_weights(path / workdir.BEST_WEIGHTS)
-  (path / "train_state.json").write_text('{"step": 6}')
-  # What a run holds besides what shipping copies: none of it may be lost.
-  shutil.copy(path / workdir.BEST_WEIGHTS, path / workdir.LAST_WEIGHTS)
-  (path / "backup").mkdir()
-  (path / "backup" / "state.json").write_text('{"epoch": 2}')
-  return model
 
 
 def fake_shipped(path, extra=None):
@@ -35,18 +26,13 @@ def fake_shipped(path, extra=None):
   (path / "export" / "tflite" / "float16").mkdir(parents=True)
   (path / "export" / "tflite" / "float16" / "upscaler.tflite").write_bytes(b"tflite")
   (path / "export" / "manifest.json").write_text(json.dumps(
-      {"format": export_lib.MANIFEST_FORMAT, "model_name": "fgrn_x2", "version": 1,
+      {"format": manifest.MANIFEST_FORMAT, "model_name": "fgrn_x2", "version": 1,
        "artifacts": {}}))
   (path / "config.json").write_text("{}")
   (path / workdir.BEST_WEIGHTS).write_bytes(b"old weights")
   (path / "MODEL_CARD.md").write_text("# FGRN x2, written by hand\n")
   if extra:
     (path / extra).write_text("mine")
-
-
-def snapshot(folder):
-  return {p.relative_to(folder).as_posix(): None if p.is_dir() else p.read_bytes()
-          for p in sorted(folder.rglob("*"))}
 
 
 def check_images():
@@ -109,44 +95,26 @@ def test_shipped_folder_follows_the_umask(shipped):
     assert stat.S_IMODE(p.stat().st_mode) == (0o755 if p.is_dir() else 0o644), p
 
 
-REFUSED = {
+REFUSED = {case: (folder, word) for case, (folder, _, word) in REFUSED_OUTPUTS.items()} | {
     # case: (what dest is, a word the error must hold)
-    "the_workdir_itself": ("run", "workdir"),
-    "inside_the_workdir": ("run/shipped", "workdir"),
-    "a_folder_holding_the_workdir": (".", "workdir"),
-    "another_training_workdir": ("other_run", "training workdir"),
-    "a_dataset": ("photos", "images"),
-    "a_folder_of_other_files": ("notes", "not a shipped model"),
     "a_shipped_model_with_a_file_added": ("models/fgrn_x2", "notes.txt"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_ship_never_replaces_what_it_did_not_make(tmp_path, case):
-  from fgrn_tf.data import images
-
   base = tmp_path / "base"
-  make_run(base / "run")
-  make_run(base / "other_run")
-  for i, (_, image) in enumerate(check_images()):
-    images.write_image(base / "photos" / f"p{i}.png", image)
-  (base / "notes").mkdir()
-  (base / "notes" / "todo.txt").write_text("mine")
+  refusal_tree(base, [image for _, image in check_images()])
   fake_shipped(base / "models" / "fgrn_x2", extra="notes.txt")
   before = snapshot(tmp_path)
   dest, word = REFUSED[case]
-  with pytest.raises(export_lib.ExportError, match=word) as info:
+  with pytest.raises(ExportError, match=word) as info:
     ship_lib.ship(base / "run", base / dest, check_images(), log=lambda _: None)
   assert "\n" not in str(info.value)
   assert snapshot(tmp_path) == before
 
 
 def test_ship_main_refuses_a_dest_that_is_the_check_dir(tmp_path):
-  import subprocess
-  import sys
-
-  from fgrn_tf.data import images
-
   make_run(tmp_path / "run")
   for i, (_, image) in enumerate(check_images()):
     images.write_image(tmp_path / "check" / f"c{i}.png", image)
@@ -154,7 +122,7 @@ def test_ship_main_refuses_a_dest_that_is_the_check_dir(tmp_path):
   proc = subprocess.run(
       [sys.executable, "export/ship_main.py", "--workdir", str(tmp_path / "run"), "--check_dir",
        str(tmp_path / "check"), "--dest", str(tmp_path / "check")],
-      cwd=ship_lib.pathlib.Path(ship_lib.__file__).parents[1], capture_output=True, text=True,
+      cwd=ROOT, capture_output=True, text=True,
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=600)
   assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
   errors = [line for line in proc.stderr.splitlines() if line.startswith("ship: error:")]
@@ -169,7 +137,7 @@ def test_a_full_disk_is_reported_on_dest_not_the_hidden_staging_folder(tmp_path,
   monkeypatch.setattr(ship_lib, "half_precision_weights", full_disk)
   run, dest = tmp_path / "run", tmp_path / "models" / "fgrn_x2"
   make_run(run)
-  with pytest.raises(export_lib.ExportError) as info:
+  with pytest.raises(ExportError) as info:
     ship_lib.ship(run, dest, check_images(), log=lambda _: None)
   assert str(info.value) == f"{dest / workdir.BEST_WEIGHTS}: {os.strerror(errno.ENOSPC)}"
   assert list(dest.parent.iterdir()) == []
@@ -180,19 +148,14 @@ def test_over_the_size_limit_keeps_the_model_already_shipped(tmp_path):
   make_run(run)
   fake_shipped(dest)
   before = snapshot(dest)
-  with pytest.raises(export_lib.ExportError, match="over the 0 MB limit"):
+  with pytest.raises(ExportError, match="over the 0 MB limit"):
     ship_lib.ship(run, dest, check_images(), log=lambda _: None, size_limit=1000)
   assert [p.name for p in dest.parent.iterdir()] == ["fgrn_x2"]
   assert snapshot(dest) == before
 
 
-def test_export_without_a_workdir_exports_the_shipped_model(tmp_path):
-  import json
-  import os
-  import subprocess
-  import sys
-
-  from fgrn_tf.inference import default_model_path
+def test_export_without_a_model_exports_the_shipped_model(tmp_path):
+  from fgrn_tf.models.shipped import default_model_path
 
   shipped = default_model_path(2)
   if not shipped.is_dir():

@@ -14,11 +14,13 @@ import os
 import pathlib
 import re
 import sys
-import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import PIL.Image
+
+from fgrn_tf import files
+from fgrn_tf.errors import FGRNError, one_line
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -45,7 +47,7 @@ _max_pixels: int | None = None  # set by set_max_pixels (an entry point's flag)
 _flag: str | None = None  # that flag's name, for the hint in errors
 
 
-class ImageError(ValueError):
+class ImageError(FGRNError, ValueError):
   """An image file is missing, unreadable, not an image, or of an unusable size."""
 
 
@@ -80,14 +82,6 @@ def max_pixels() -> int:
     value = 0
   if value < 1:
     raise ValueError(f"{MAX_PIXELS_ENV}={raw!r} is not a whole number of pixels >= 1")
-  return value
-
-
-def pixel_limit(text: str) -> int:
-  """Parses a limit given on a command line (an argparse `type`): a whole number >= 1."""
-  value = int(text)
-  if value < 1:
-    raise ValueError(f"the pixel limit must be at least 1, not {value}")
   return value
 
 
@@ -146,8 +140,7 @@ def _opencv_refusal(path: pathlib.Path, size: tuple[int, int] | None, error: Exc
     also = f" (or {MAX_PIXELS_ENV}, which raises it too)" if found.group(1) == "PIXELS" else ""
     return (f"{path}: {what} is over OpenCV's own limit; set {var}{also} in the environment "
             f"before starting to raise it")
-  lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-  return f"{path}: OpenCV could not decode it ({lines[0] if lines else type(error).__name__})"
+  return f"{path}: OpenCV could not decode it ({one_line(error)})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,36 +251,6 @@ def encode(path: str | os.PathLike, image: np.ndarray) -> bytes:
   return buf.tobytes()
 
 
-def write_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> None:
-  """Writes `data` to a temporary file beside `path`, then renames it into place, so an
-  interrupted write never leaves a partial file under the final name."""
-  path = pathlib.Path(path)
-  if path.exists() and not overwrite:
-    raise FileExistsError(f"{path}: exists (pass --overwrite to replace it)")
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:200]}.", suffix=".tmp", dir=path.parent)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-    # mkstemp makes the file owner-only; give it the permissions a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-  except BaseException:
-    pathlib.Path(tmp).unlink(missing_ok=True)
-    raise
-
-
 def write_image(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False) -> None:
-  """Encodes and atomically writes an RGB(A)/gray uint8 or uint16 image."""
-  write_atomic(path, encode(path, image), overwrite=overwrite)
-
-
-def iter_decoded(paths: Iterable[str]):
-  """Yields (path, Decoded or ImageError) without stopping at bad files."""
-  for p in paths:
-    try:
-      yield p, decode(p)
-    except ImageError as e:
-      yield p, e
+  """Encodes and atomically writes (`fgrn_tf.files`) an RGB(A)/gray uint8 or uint16 image."""
+  files.write_bytes(path, encode(path, image), overwrite=overwrite)

@@ -1,10 +1,11 @@
 """MATLAB `imresize(..., 'bicubic')` (antialiased), in numpy and as a TensorFlow op.
 
 The field's tables (and FGRN's guidance target y_bic) use MATLAB's bicubic. `imresize_np` is a
-direct port, the reference; `bicubic_downscale`/`bicubic_upscale` get the same numbers from TF's
-own antialiased bicubic resize by padding symmetrically first (MATLAB mirrors the border,
-TF renormalises the weights there) and cropping after. Training and evaluation both use the
-TF functions; tests hold them to the numpy port and to ../shared/reference.
+direct port, the reference. `bicubic_downscale` is the reference's fixed kernel as a strided
+convolution; `bicubic_upscale` gets the same numbers from TF's own antialiased bicubic resize
+by padding symmetrically first (MATLAB mirrors the border, TF renormalises the weights there)
+and cropping after. Training and evaluation both use the
+TF functions; tests hold them to the numpy port and to MATLAB's own output.
 """
 
 from __future__ import annotations
@@ -73,23 +74,49 @@ def _check_pad(images, pad: int, what: str):
                      f"(needs at least {pad} pixels per side)")
 
 
+def downscale_kernel(scale: int) -> tuple[np.ndarray, int, int]:
+  """MATLAB's antialiased bicubic for an integer downscale, as one 1-D filter with stride s.
+
+  Every output pixel of an integer downscale sees the same weights at the same offset from
+  `i * scale`, so the whole resize is a strided convolution; MATLAB's mirrored border is a
+  symmetric pad. Read off an interior pixel of `_contributions`, the reference.
+
+  Returns:
+    (weights `[taps]`, left pad, right pad) for an input whose length is a multiple of `scale`.
+  """
+  n = 16 * scale
+  weights, idx = _contributions(n, n // scale, 1.0 / scale)
+  i = n // scale // 2
+  offsets = idx[i].astype(np.int64) - i * scale  # taps MATLAB drops (zero weight) leave gaps
+  kernel = np.zeros(offsets.max() - offsets.min() + 1, np.float32)
+  kernel[offsets - offsets.min()] = weights[i]
+  left = -int(offsets.min())
+  return kernel, left, len(kernel) - left - scale
+
+
 def bicubic_downscale(images, scale: int):
   """MATLAB-bicubic downscale by an integer factor, as TF ops.
 
+  A symmetric pad and a strided depthwise convolution per axis (`downscale_kernel`), not
+  `tf.image.resize`: XLA compiles this on every device, and the training step computes its
+  guidance target with it.
+
   Args:
-    images: float `[N, H, W, C]` (any value range), H and W multiples of `scale`.
+    images: float `[N, H, W, C]` (any value range, C known), H and W multiples of `scale`.
     scale: integer factor.
 
   Returns:
     float32 `[N, H/scale, W/scale, C]`, not rounded or clipped.
   """
   images = tf.convert_to_tensor(images, tf.float32)
-  pad = 2 * scale
-  _check_pad(images, pad, "bicubic_downscale")
-  padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], "SYMMETRIC")
-  size = tf.shape(padded)[1:3] // scale
-  out = tf.image.resize(padded, size, method="bicubic", antialias=True)
-  return out[:, 2:-2, 2:-2, :]
+  weights, left, right = downscale_kernel(scale)
+  _check_pad(images, max(left, right), "bicubic_downscale")
+  channels = images.shape[-1]
+  padded = tf.pad(images, [[0, 0], [left, right], [left, right], [0, 0]], "SYMMETRIC")
+  column = tf.constant(np.tile(weights[:, None, None, None], (1, 1, channels, 1)))
+  rows = tf.nn.depthwise_conv2d(padded, column, [1, scale, 1, 1], "VALID")
+  return tf.nn.depthwise_conv2d(rows, tf.transpose(column, [1, 0, 2, 3]), [1, 1, scale, 1],
+                                "VALID")
 
 
 def bicubic_upscale(images, scale: int):

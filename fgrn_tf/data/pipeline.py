@@ -1,12 +1,13 @@
 """The training input pipeline: files -> cached decode -> random HR patches -> dihedral
-augmentation -> batches of `{"hr", "y_bic"}` (FGRN, Li et al., BMVC 2021, sec. 4.1).
+augmentation -> batches of HR patches (FGRN, Li et al., BMVC 2021, sec. 4.1).
 
 Files are decoded once at start, in parallel, through `images.decode` (so bad files are found
 and counted before training begins) and kept in memory when they fit; otherwise they are
 decoded again on the fly. Patch positions and augmentations are drawn from a generator
 seeded by (seed, worker, element index), so a seed gives the same batches however the map is
 parallelised, and a resumed run continues the very stream an uninterrupted one would have read.
-`y_bic` is the MATLAB bicubic of `imresize.bicubic_downscale`, the one shared with evaluation.
+Batches are HR alone: the model computes its bicubic target from them (`FGRN.guidance_target`),
+the one data format every `tf.distribute` strategy accepts (docs/training.md, "One data path").
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from fgrn_tf.data import images
-from fgrn_tf.data.imresize import bicubic_downscale
+from fgrn_tf.errors import FGRNError
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ STREAM_PATCHES_PER_DECODE = 8
 HOLDOUT_SEED = 20211122
 
 
-class DataError(ValueError):
+class DataError(FGRNError, ValueError):
   """Training or validation data is missing or unusable (one line, naming the cause)."""
 
 
@@ -209,8 +210,7 @@ def training_dataset(image_set: ImageSet, scale: int, batch_size: int, patch_siz
       would have had (exactly, when the images are cached in memory).
 
   Returns:
-    Batches `{"hr": [B, P, P, 3], "y_bic": [B, P/s, P/s, 3]}`, float32 in [0, 1] (`y_bic`
-    is the MATLAB bicubic of `hr`, unclipped, so it may overshoot [0, 1] slightly).
+    HR batches `[B, P, P, 3]`, float32 in [0, 1].
   """
   if patch_size % scale:
     raise DataError(f"patch size {patch_size} is not a multiple of the scale {scale}")
@@ -241,18 +241,17 @@ def training_dataset(image_set: ImageSet, scale: int, batch_size: int, patch_siz
   ds = ds.batch(batch_size, drop_remainder=True)
 
   @tf.autograph.experimental.do_not_convert
-  def with_bicubic(hr8):
-    hr = tf.cast(hr8, tf.float32) / 255.0
-    return {"hr": hr, "y_bic": bicubic_downscale(hr, scale)}
+  def to_float(hr8):
+    return tf.cast(hr8, tf.float32) / 255.0
 
-  ds = ds.map(with_bicubic, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   options = tf.data.Options()
   # Each worker draws its own random patches; sharding a random stream would only discard work.
   options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
   return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
-def constant_dataset(batch: dict) -> tf.data.Dataset:
+def constant_dataset(batch) -> tf.data.Dataset:
   """The same batch forever: the input-free baseline for measuring pipeline overhead."""
   return tf.data.Dataset.from_tensors(batch).repeat()
 
@@ -280,3 +279,33 @@ def validation_images(paths: list[str], scale: int, crop: int = 0) -> tuple[list
     top, left = (h - th) // 2, (w - tw) // 2
     kept.append(np.ascontiguousarray(rgb[top:top + th, left:left + tw]))
   return kept, skipped
+
+
+def load_training_and_validation(train, scale: int) -> tuple[ImageSet, list]:
+  """The training ImageSet and validation HR arrays of a recipe (a `config.TrainConfig`).
+
+  Training images come from `train.data_dirs` (else the built-in ones); validation images from
+  `train.val_dir`, else `train.val_images` of the training files held out. Raises DataError
+  (one line) before any model is built.
+  """
+  if train.data_dirs:
+    files = resolve_files(train.data_dirs)
+    train_files, held = (files, []) if train.val_dir else holdout_split(files, train.val_images)
+  else:
+    from fgrn_tf.data import defaults
+
+    try:
+      train_files, held = ((defaults.default_image_files(), []) if train.val_dir
+                           else defaults.default_split(train.val_images))
+    except FileNotFoundError as e:
+      raise DataError(str(e)) from None
+  if train.val_dir:
+    try:
+      held = images.list_images([train.val_dir])
+    except images.ImageError as e:
+      raise DataError(f"validation data: {e}") from None
+  image_set = load_images(train_files, train.patch_size)
+  val, skipped = validation_images(held, scale, train.val_crop)
+  if held and not val:
+    raise DataError(f"none of the {len(held)} validation images is usable: {skipped[0]}")
+  return image_set, val

@@ -1,7 +1,7 @@
 """PNG text chunks (tEXt): a few key/value strings carried inside a PNG file.
 
 The command-line tool records the original HR size in the LR PNG it writes, so `upscale` can
-crop back to it (sizes not divisible by the scale; see `fgrn_tf/inference.py`). OpenCV cannot
+crop back to it (sizes not divisible by the scale; see `fgrn_tf/picture.py`). OpenCV cannot
 write text chunks, so they are spliced into its encoded bytes here.
 """
 

@@ -1,4 +1,5 @@
-"""Convolutional building blocks of FGRN (Li et al., BMVC 2021): ResBlock and IRN's DenseBlock."""
+"""Convolutional building blocks of FGRN (Li et al., BMVC 2021): ResBlock, the trunk Gd and Gu
+share, and IRN's DenseBlock."""
 
 from __future__ import annotations
 
@@ -32,6 +33,33 @@ class ResBlock(layers.Layer):
 
   def get_config(self):
     return {**super().get_config(), "width": self.width}
+
+
+class ResTrunk(layers.Layer):
+  """What Gd and Gu share: a 3x3 conv `head` to `width` channels and a `body` of ResBlocks.
+
+  Subclasses add their own tail and `call`; `build_trunk` builds the shared part.
+  """
+
+  def __init__(self, scale: int, width: int, blocks: int, **kwargs):
+    super().__init__(**kwargs)
+    self.scale = scale
+    self.width = width
+    self.blocks = blocks
+    self.head = layers.Conv2D(width, 3, padding="same", name="head")
+    self.body = [ResBlock(width, name=f"res{i}") for i in range(blocks)]
+
+  def build_trunk(self, input_shape, in_channels: int) -> tuple:
+    """Builds head (for `in_channels` inputs) and body; returns the leading dims of the shape."""
+    lead = tuple(input_shape[:-1])
+    self.head.build(lead + (in_channels,))
+    for block in self.body:
+      block.build(lead + (self.width,))
+    return lead
+
+  def get_config(self):
+    return {**super().get_config(), "scale": self.scale, "width": self.width,
+            "blocks": self.blocks}
 
 
 @keras.saving.register_keras_serializable(package="fgrn_tf")

@@ -6,11 +6,11 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from fgrn_tf.models.blocks import ResBlock
+from fgrn_tf.models.blocks import ResTrunk
 
 
 @keras.saving.register_keras_serializable(package="fgrn_tf")
-class Downscaler(layers.Layer):
+class Downscaler(ResTrunk):
   """HR `[N, H, W, 3]` in [0, 1] -> representation x `[N, H/s, W/s, 3]`.
 
   All convolutions run at the LR resolution after the space-to-depth squeeze. The output is a
@@ -21,21 +21,13 @@ class Downscaler(layers.Layer):
   """
 
   def __init__(self, scale: int, width: int, blocks: int, **kwargs):
-    super().__init__(**kwargs)
-    self.scale = scale
-    self.width = width
-    self.blocks = blocks
-    self.head = layers.Conv2D(width, 3, padding="same", name="head")
-    self.body = [ResBlock(width, name=f"res{i}") for i in range(blocks)]
+    super().__init__(scale, width, blocks, **kwargs)
     self.tail = layers.Conv2D(3, 3, padding="same", kernel_initializer="zeros", name="tail")
 
   def build(self, input_shape):
     if input_shape[-1] != 3:
       raise ValueError(f"Downscaler expects RGB input [N, H, W, 3], received {tuple(input_shape)}")
-    lead = tuple(input_shape[:-1])
-    self.head.build(lead + (3 * self.scale**2,))
-    for block in self.body:
-      block.build(lead + (self.width,))
+    lead = self.build_trunk(input_shape, 3 * self.scale**2)
     self.tail.build(lead + (self.width,))
 
   def call(self, hr):
@@ -44,7 +36,3 @@ class Downscaler(layers.Layer):
     for block in self.body:
       h = block(h)
     return tf.nn.avg_pool2d(hr, s, s, "VALID") + self.tail(h)
-
-  def get_config(self):
-    return {**super().get_config(), "scale": self.scale, "width": self.width,
-            "blocks": self.blocks}

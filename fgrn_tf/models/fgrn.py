@@ -1,7 +1,8 @@
 """FGRN (Li et al., "Approaching the Limit of Image Rescaling via Flow Guidance", BMVC 2021).
 
 `FGRN` holds Gd, Gu and F, trains them with one custom `train_step` (L_rec for Gd/Gu, L_guide
-for F on a stopped-gradient x) and rescales uint8 images with `downscale` and `upscale`.
+for F on a stopped-gradient x), measures its test-time round trip (`test_roundtrip`, what
+training validates with) and rescales uint8 images with `downscale` and `upscale`.
 """
 
 from __future__ import annotations
@@ -11,40 +12,33 @@ import tensorflow as tf
 
 from fgrn_tf import losses
 from fgrn_tf.config import ModelConfig
+from fgrn_tf.data.imresize import bicubic_downscale
+from fgrn_tf.distribute import is_multi_worker
+from fgrn_tf.image_batch import check_shape, not_multiple
 from fgrn_tf.models.downscaler import Downscaler
 from fgrn_tf.models.flow import FlowGuidance
-from fgrn_tf.models.quantize import from_uint8, quantize, to_uint8
+from fgrn_tf.models.quantize import clip_quantize, from_uint8, quantize, to_uint8
 from fgrn_tf.models.upscaler import Upscaler
 
 TRAIN_METRICS = ("loss", "rec_loss", "guide_loss", "guide_l1", "logdet", "grad_norm")
-TEST_METRICS = ("psnr", "lr_psnr", "rec_loss")
 
 
 def check_image_batch(images, name: str, scale: int | None = None, dtype=tf.uint8):
-  """Raises ValueError unless `images` is a `[N, H, W, 3]` batch of `dtype`.
+  """Raises ValueError unless `images` is a `[N, H, W, 3]` batch of `dtype`
+  (`fgrn_tf.image_batch`, the check every backend shares).
 
   With `scale`, H and W must be multiples of it. Static shapes are checked in Python; unknown
   H/W (inside a `tf.function` with a dynamic signature) are checked by a graph assertion that
   carries the same message.
   """
   images = tf.convert_to_tensor(images)
-  if images.dtype != dtype:
-    raise ValueError(f"{name} must be {dtype.name} [N, H, W, 3]; received dtype "
-                     f"{images.dtype.name} with shape {images.shape}")
   shape = images.shape
-  if shape.rank != 4 or shape[-1] != 3:
-    raise ValueError(f"{name} must have shape [N, H, W, 3] (RGB batch); received {shape}")
-  if scale is None:
+  check_shape(None if shape.rank is None else shape.as_list(), images.dtype.name, name, scale,
+              expected=dtype.name)
+  if scale is None or (shape[1] is not None and shape[2] is not None):
     return images
-  h, w = shape[1], shape[2]
-  if h is not None and w is not None:
-    if h % scale or w % scale:
-      raise ValueError(f"{name} height and width must be multiples of the scale {scale}; "
-                       f"received {h}x{w} (crop or pad to {h - h % scale}x{w - w % scale})")
-    return images
-  dims = tf.shape(images)[1:3]
   with tf.control_dependencies([tf.debugging.assert_equal(
-      dims % scale, 0, message=f"{name} height and width must be multiples of the scale {scale}")]):
+      tf.shape(images)[1:3] % scale, 0, message=not_multiple(name, scale))]):
     return tf.identity(images)
 
 
@@ -63,9 +57,9 @@ def psnr01(a, b):
 class FGRN(keras.Model):
   """The FGRN rescaling network.
 
-  Training data: HR batches `[N, H, W, 3]` float in [0, 1], alone or as `(hr, y_bic)` /
-  `{"hr": ..., "y_bic": ...}` with `y_bic` the MATLAB-bicubic LR `[N, H/s, W/s, 3]`; when
-  it is absent it is computed here with the same function the data pipeline uses.
+  Training data: HR batches alone, `[N, H, W, 3]` float in [0, 1]; the guidance target (the
+  MATLAB-bicubic LR, `guidance_target`) is computed from them inside `train_step`, on every
+  strategy the same way (docs/training.md, "One data path").
   """
 
   def __init__(self, config: ModelConfig | dict | None = None, **kwargs):
@@ -80,8 +74,7 @@ class FGRN(keras.Model):
     self.upscaler = Upscaler(c.scale, c.width, c.up_blocks, name="Gu")
     self.flow = (FlowGuidance(c.flow_cells, 3, c.flow_growth, c.flow_clamp, name="F")
                  if c.uses_flow else None)
-    self.trackers = {name: keras.metrics.Mean(name=name)
-                     for name in dict.fromkeys(TRAIN_METRICS + TEST_METRICS)}
+    self.trackers = {name: keras.metrics.Mean(name=name) for name in TRAIN_METRICS}
     self.build((None, None, None, 3))
 
   @property
@@ -130,7 +123,7 @@ class FGRN(keras.Model):
     # but values outside [0, 1] get no gradient. With the identity gradient there, nothing pulled
     # Gd's raw output back into range under "flow"/"none" guidance; it drifted (27% out of range,
     # min -284 after 100 steps of the quick preset) until training diverged (grad norm 5e5).
-    x = quantize(tf.clip_by_value(self.downscaler(hr), 0.0, 1.0))
+    x = clip_quantize(self.downscaler(hr))
     sr = self.upscaler(x)
     lr, logdet = self._flow_forward(tf.stop_gradient(x))
     return {"x": x, "sr": sr, "lr": lr, "logdet": logdet}
@@ -159,18 +152,25 @@ class FGRN(keras.Model):
 
   # ---- training -----------------------------------------------------------------------------
 
-  def _unpack(self, data):
-    if isinstance(data, dict):
-      hr, y_bic = data["hr"], data.get("y_bic")
-    elif isinstance(data, (tuple, list)):
-      hr, y_bic = data[0], (data[1] if len(data) > 1 else None)
-    else:
-      hr, y_bic = data, None
-    hr = tf.convert_to_tensor(hr, tf.float32)
-    if y_bic is None:
-      from fgrn_tf.data.imresize import bicubic_downscale  # data imports models; keep lazy
-      y_bic = bicubic_downscale(hr, self.scale)
-    return hr, tf.convert_to_tensor(y_bic, tf.float32)
+  def guidance_target(self, hr):
+    """y_bic: the MATLAB bicubic of `hr` `[N, H/s, W/s, 3]` (unclipped: may overshoot [0, 1])."""
+    return bicubic_downscale(hr, self.scale)
+
+  def test_roundtrip(self, hr, y_bic=None):
+    """The test-time round trip of float HR and how good it is (training's validation).
+
+    Args:
+      hr: `[N, H, W, 3]` float in [0, 1], H and W multiples of the scale.
+      y_bic: `guidance_target(hr)`, when the caller has it already.
+
+    Returns:
+      dict: `lr` (on the 8-bit grid), `sr` (quantized, as an 8-bit image would be),
+      `psnr` of sr against hr and `lr_psnr` of lr against y_bic (RGB, dB, `[N]`).
+    """
+    y_bic = self.guidance_target(hr) if y_bic is None else y_bic
+    lr = self.downscale_float(hr)
+    sr = quantize(self.upscale_float(lr))
+    return {"lr": lr, "sr": sr, "psnr": psnr01(hr, sr), "lr_psnr": psnr01(y_bic, lr)}
 
   def _loss_terms(self, hr, y_bic, out):
     """Per-example terms `[N]`: rec, guide (the full L_guide or DU_bic's L1, or zero), guide_l1."""
@@ -188,7 +188,13 @@ class FGRN(keras.Model):
     return rec, guide, guide_l1
 
   def train_step(self, data):
-    hr, y_bic = self._unpack(data)
+    # Keras hands over `(x,)` from train_on_batch and x itself from a dataset of tensors.
+    hr, target, _ = keras.utils.unpack_x_y_sample_weight(data)
+    if target is not None:
+      raise ValueError("FGRN trains on HR batches alone (it computes the bicubic LR itself); "
+                       "received (x, y) data")
+    hr = tf.convert_to_tensor(hr, tf.float32)
+    y_bic = self.guidance_target(hr)
     with tf.GradientTape() as tape:
       out = self(hr, training=True)
       rec, guide, guide_l1 = self._loss_terms(hr, y_bic, out)
@@ -200,21 +206,14 @@ class FGRN(keras.Model):
               "logdet": out["logdet"], "grad_norm": tf.linalg.global_norm(grads)}
     return self._update(values)
 
-  def test_step(self, data):
-    hr, y_bic = self._unpack(data)
-    lr = self.downscale_float(hr)
-    sr = quantize(self.upscale_float(lr))
-    return self._update({"psnr": psnr01(hr, sr), "lr_psnr": psnr01(y_bic, lr),
-                         "rec_loss": losses.reconstruction(hr, sr)})
-
   def _update(self, values):
     logs = {}
-    multi_worker = isinstance(tf.distribute.get_strategy(),
-                              tf.distribute.MultiWorkerMirroredStrategy)
+    multi_worker = is_multi_worker()
     for name, value in values.items():
       self.trackers[name].update_state(value)
       result = self.trackers[name].result()
-      # Keras reduces logs along axis 0 across workers; scalars have none (TF-NOTES).
+      # Keras reduces logs along axis 0 across workers; scalars have none (docs/tf_notes.md,
+      # Training).
       logs[name] = tf.reshape(result, [1]) if multi_worker else result
     return logs
 

@@ -6,17 +6,28 @@ import tensorflow as tf
 
 
 def quantize(x: tf.Tensor) -> tf.Tensor:
-  """Clamps to [0, 1] and rounds to multiples of 1/255; the gradient is the identity.
+  """Clamps to [0, 1] and rounds to multiples of 1/255, with a straight-through gradient.
 
   Args:
     x: float tensor of any shape, nominally in [0, 1].
 
   Returns:
-    A tensor of the same shape and dtype whose values lie on the 8-bit grid. The identity
-    gradient (also outside [0, 1], as IRN's `Quant.backward`) lets Gd learn through rounding.
+    A tensor of the same shape and dtype whose values lie on the 8-bit grid. The gradient is
+    the identity (IRN's `Quant.backward`), so Gd learns through the rounding. FGRN's training
+    pass clamps Gd's output first (`clip_quantize`), so there values outside [0, 1] get no
+    gradient; every other use (the LR image, test time) needs none.
   """
   q = tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0) / 255.0
   return x + tf.stop_gradient(q - x)
+
+
+def clip_quantize(x: tf.Tensor) -> tf.Tensor:
+  """`quantize` after clamping to [0, 1]: x = Q(Gd(y)) in FGRN's training pass.
+
+  The same values as `quantize`; the gradient is the identity inside [0, 1] and zero outside
+  (`FGRN.call` says why: with the identity outside too, training diverged).
+  """
+  return quantize(tf.clip_by_value(x, 0.0, 1.0))
 
 
 def to_uint8(x: tf.Tensor) -> tf.Tensor:

@@ -6,11 +6,11 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from fgrn_tf.models.blocks import ResBlock
+from fgrn_tf.models.blocks import ResTrunk
 
 
 @keras.saving.register_keras_serializable(package="fgrn_tf")
-class Upscaler(layers.Layer):
+class Upscaler(ResTrunk):
   """Representation x `[N, h, w, 3]` -> HR `[N, h*s, w*s, 3]` (float, not clamped).
 
   EDSR's layout: a long skip around the ResBlocks closed by one conv, then a conv to 3*s*s
@@ -20,12 +20,7 @@ class Upscaler(layers.Layer):
   """
 
   def __init__(self, scale: int, width: int, blocks: int, **kwargs):
-    super().__init__(**kwargs)
-    self.scale = scale
-    self.width = width
-    self.blocks = blocks
-    self.head = layers.Conv2D(width, 3, padding="same", name="head")
-    self.body = [ResBlock(width, name=f"res{i}") for i in range(blocks)]
+    super().__init__(scale, width, blocks, **kwargs)
     self.body_end = layers.Conv2D(width, 3, padding="same", name="body_end")
     self.tail = layers.Conv2D(3 * scale**2, 3, padding="same", kernel_initializer="zeros",
                               name="tail")
@@ -33,10 +28,7 @@ class Upscaler(layers.Layer):
   def build(self, input_shape):
     if input_shape[-1] != 3:
       raise ValueError(f"Upscaler expects [N, h, w, 3], received {tuple(input_shape)}")
-    lead = tuple(input_shape[:-1])
-    self.head.build(lead + (3,))
-    for block in self.body:
-      block.build(lead + (self.width,))
+    lead = self.build_trunk(input_shape, 3)
     self.body_end.build(lead + (self.width,))
     self.tail.build(lead + (self.width,))
 
@@ -48,7 +40,3 @@ class Upscaler(layers.Layer):
       h = block(h)
     h = self.tail(h0 + self.body_end(h))
     return tf.nn.depth_to_space(h + tf.tile(x, [1, 1, 1, s * s]), s)
-
-  def get_config(self):
-    return {**super().get_config(), "scale": self.scale, "width": self.width,
-            "blocks": self.blocks}

@@ -10,11 +10,15 @@ Layout: `<base>/<model_name>/<version>/` (what `tensorflow_model_server --model_
 
 from __future__ import annotations
 
-import json
 import pathlib
-import shutil
 
+from fgrn_tf import files
 from fgrn_tf.backends import SAVED_MODEL_INFO, SERVING_DEFAULT, SIGNATURES
+
+# The --formats name of the SavedModel.
+FORMAT = "savedmodel"
+# What `keras.export.ExportArchive.write_out` puts in a SavedModel version folder.
+ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets", "assets.extra"})
 
 
 def serving_dir(base, model_name: str, version: int) -> pathlib.Path:
@@ -32,11 +36,18 @@ def write(model, path, overwrite: bool = False) -> pathlib.Path:
   The SavedModel is built in a temporary folder beside `path` and renamed into place, so a
   failed export never leaves a half-written version for TF Serving to pick up.
 
+  Args:
+    model: a trained `FGRN`.
+    path: the version folder to write.
+    overwrite: replace an existing `path` (else FileExistsError).
+
   Returns:
     `path`.
   """
   import keras
   import tensorflow as tf
+
+  from fgrn_tf.export import folders
 
   path = pathlib.Path(path)
   if path.exists() and not overwrite:
@@ -49,24 +60,18 @@ def write(model, path, overwrite: bool = False) -> pathlib.Path:
   key_in, key_out = SIGNATURES[SERVING_DEFAULT]
   archive.add_endpoint("serving_default", _endpoint(getattr(model, SERVING_DEFAULT), key_out),
                        input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, key_in)])
-  from export.export_lib import follow_umask, replace_dir, staging_dir
 
-  tmp = staging_dir(path)
-  try:
-    archive.write_out(str(tmp), verbose=False)
-    info = tmp / SAVED_MODEL_INFO
-    info.parent.mkdir(parents=True, exist_ok=True)
-    info.write_text(json.dumps({"scale": model.scale, "model_config": model.model_config.to_dict(),
-                                "signatures": {k: list(v) for k, v in SIGNATURES.items()},
-                                "serving_default": SERVING_DEFAULT}, indent=2))
-    follow_umask(tmp)  # the staging folder is owner-only; TF Serving's account reads it
-    replace_dir(tmp, path)
-  finally:
-    shutil.rmtree(tmp, ignore_errors=True)
+  def build(stage: pathlib.Path) -> None:
+    archive.write_out(str(stage), verbose=False)
+    files.write_json(stage / SAVED_MODEL_INFO, {
+        "scale": model.scale, "model_config": model.model_config.to_dict(),
+        "signatures": {k: list(v) for k, v in SIGNATURES.items()},
+        "serving_default": SERVING_DEFAULT})
+
+  folders.build_in_place(path, build)
   return path
 
 
 def _endpoint(method, key_out):
   # A dict output names the signature's output tensor ("lr"/"hr" instead of "output_0").
   return lambda images: {key_out: method(images)}
-

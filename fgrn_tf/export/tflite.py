@@ -3,7 +3,7 @@
 Each half is converted from its signature in the exported SavedModel (the graph TF Serving
 runs), so the weights are frozen constants. Converting a `tf.Module` that merely holds the Keras
 model instead leaves VAR_HANDLE/READ_VARIABLE ops and gives NaN without an error
-(docs/TF-NOTES.md); `fgrn_tf.litert.check_builtin_ops` refuses such a model, and Select-TF
+(docs/tf_notes.md, Export); `fgrn_tf.litert.check_builtin_ops` refuses such a model, and Select-TF
 (Flex) ops, after every conversion.
 """
 
@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from fgrn_tf import litert
+from fgrn_tf import files, litert
+from fgrn_tf.backends import TFLITE_FILES
 
-# Half (= SavedModel signature) -> file name.
-FILES = {"downscale": "downscaler.tflite", "upscale": "upscaler.tflite"}
+# The folder of an export holding one folder per variant (`Variant.folder`).
+TFLITE_DIR = "tflite"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,7 +60,7 @@ def convert(saved_model_dir, half: str, variant: Variant,
   """Converts one signature of the exported SavedModel to a .tflite model.
 
   Args:
-    saved_model_dir: the SavedModel written by `export.saved_model.write`.
+    saved_model_dir: the SavedModel written by `fgrn_tf.export.saved_model.write`.
     half: "downscale" or "upscale" (the signature to convert).
     variant: how to convert.
     representative: for `variant.calibrate`, yields `[uint8 [1, H, W, 3]]` inputs of this half.
@@ -70,8 +71,8 @@ def convert(saved_model_dir, half: str, variant: Variant,
   """
   import tensorflow as tf
 
-  if half not in FILES:
-    raise ValueError(f"half must be one of {sorted(FILES)}, got {half!r}")
+  if half not in TFLITE_FILES:
+    raise ValueError(f"half must be one of {sorted(TFLITE_FILES)}, got {half!r}")
   converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[half])
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]  # no Flex fallback
   if variant.optimize:
@@ -83,16 +84,14 @@ def convert(saved_model_dir, half: str, variant: Variant,
       raise ValueError(f"{variant.name} needs representative images to calibrate on")
     converter.representative_dataset = representative
   content = converter.convert()
-  litert.check_builtin_ops(content, f"{FILES[half]} ({variant.name})")
+  litert.check_builtin_ops(content, f"{TFLITE_FILES[half]} ({variant.name})")
   return content
 
 
 def write(path, content: bytes, info: dict) -> pathlib.Path:
   """Writes a converted half with `info` (half, scale, ...) in its `fgrn` metadata entry."""
-  from fgrn_tf.data.images import write_atomic
-
   path = pathlib.Path(path)
-  write_atomic(path, litert.with_metadata(content, info), overwrite=True)
+  files.write_bytes(path, litert.with_metadata(content, info))
   return path
 
 

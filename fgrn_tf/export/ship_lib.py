@@ -1,11 +1,11 @@
 """Packs a trained run as a shipped model: `models/fgrn_x<s>/`, what the tools load by default.
 
-A shipped model is a training workdir that the command-line tool, `eval_main.py` and
-`export_main.py` load like any other (config.json + best.weights.h5), plus its float16 TFLite
-halves in `export/` (an export folder with its manifest) and the run's `train_state.json`
-(steps, hours). The weights are stored at half precision: the repository holds at most 25 MB of
-models, and the float32 x2 + x4 weights with their TFLite halves come to ~30 MB. Keras casts
-them back to float32 when loading, and the check below measures what the rounding costs.
+A shipped model is a training workdir that the command-line tool, `fgrn-eval` and `fgrn-export`
+load like any other (config.json + best.weights.h5), plus its float16 TFLite halves in
+`export/` (an export folder with its manifest) and the run's `train_state.json` (steps, hours).
+The weights are stored at half precision: the repository holds at most 25 MB of models, and the
+float32 x2 + x4 weights with their TFLite halves come to ~30 MB. Keras casts them back to
+float32 when loading, and the check below measures what the rounding costs.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from export import export_lib
+from fgrn_tf.export import ExportError, export_lib, folders, inputs
+from fgrn_tf.export.agreement import agreement, reference
+from fgrn_tf.export.model_card import CARD as MODEL_CARD
 
 SIZE_LIMIT_BYTES = 25 * 10**6
 EXPORT_SUBDIR = "export"
 EXPORT_FORMATS = ("tflite_float16",)
 KEPT_FILES = ("config.json", "train_state.json")
-# Written by hand (or export/model_card.py) after shipping: kept when a model is shipped again.
-MODEL_CARD = "MODEL_CARD.md"
 # What a training run leaves that a shipped model never holds.
 TRAINING_ONLY = ("last.weights.h5", "backup", "tensorboard")
 
@@ -71,11 +71,11 @@ def not_a_shipped_model(folder) -> str | None:
     # A shipped model is a workdir plus the export/ that ship writes.
     return f"holds a training workdir without {EXPORT_SUBDIR}/"
   if others or not has_export:
-    image = export_lib.an_image(folder)
+    image = folders.an_image(folder)
     if image:
       return f"holds images ({image})"
     return f"holds {others[0] if others else EXPORT_SUBDIR}, which ship does not write"
-  reason = export_lib.not_an_export(export) if any(export.iterdir()) else None
+  reason = folders.not_an_export(export) if any(export.iterdir()) else None
   return f"{EXPORT_SUBDIR}/ {reason}" if reason else None
 
 
@@ -83,19 +83,43 @@ def check_dest(dest) -> None:
   """Refuses a `dest` that ship must not replace (ExportError, one line): anything but a
   missing or empty folder, or a model shipped there before."""
   dest = pathlib.Path(dest)
-  if dest.is_symlink():
-    raise export_lib.ExportError(f"{dest}: is a symbolic link; give the folder itself")
-  if not dest.exists():
-    return
-  if not dest.is_dir():
-    raise export_lib.ExportError(f"{dest}: exists and is not a folder")
-  try:
-    reason = not_a_shipped_model(dest) if any(dest.iterdir()) else None
-  except OSError as e:
-    raise export_lib.public_error(e, {}) from None
-  if reason:
-    raise export_lib.ExportError(f"{dest}: is not a shipped model ({reason}): it is not "
-                                 f"replaced; choose another --dest")
+  folders.check_replaceable(dest, not_a_shipped_model,
+                            lambda reason: f"{dest}: is not a shipped model ({reason}): it is "
+                                           f"not replaced; choose another --output_dir")
+
+
+def ship_path(workdir, dest=None, check_dir=None, check_count: int = 5,
+              log: Callable[[str], None] = print) -> dict:
+  """Ships the run at `workdir` (what `fgrn-ship` does); returns the export manifest.
+
+  The run's files and the destination are checked before TensorFlow is imported.
+
+  Args:
+    workdir: the training workdir (its best weights are shipped).
+    dest: the folder to write; default models/fgrn_x<scale>.
+    check_dir: images to check the shipped files on (default: the run's validation folder,
+      else its training images).
+    check_count: how many check images to use.
+    log: receives one progress line per step.
+  """
+  from fgrn_tf.data import images
+  from fgrn_tf.models.shipped import default_model_path
+  from fgrn_tf.workdir import weights_path
+
+  with folders.reported():
+    scale = inputs.read_config(workdir).model.scale
+    weights_path(workdir)
+    dest = pathlib.Path(dest or default_model_path(scale))
+    # What is read must not be what is replaced: checked before any work is done.
+    read = [("--workdir", workdir), ("--check_dir", check_dir)]
+    if not check_dir:
+      read += [("run's image folder", d) for d in inputs.image_dirs(workdir)]
+    folders.check_apart(dest, read, flag="--output_dir", containers={"--model"})
+    check_dest(dest)
+    files = (images.list_images(check_dir) if check_dir
+             else inputs.default_image_files(workdir))
+    check = inputs.load_check_images(files, scale, limit=check_count, log=log)
+    return ship(workdir, dest, check, log=log)
 
 
 def ship(workdir, dest, check_images, log: Callable[[str], None] = print,
@@ -104,24 +128,26 @@ def ship(workdir, dest, check_images, log: Callable[[str], None] = print,
 
   `dest` is built beside itself and swapped in at the end, so a failure leaves the shipped
   model that was there before. Only a missing or empty folder or an earlier shipped model is
-  replaced (`check_dest`); its hand-written MODEL_CARD.md is carried over. Raises
-  `export_lib.ExportError` when `dest` is refused, when the check fails, or when `dest`'s parent
-  folder would exceed `size_limit` bytes.
+  replaced (`check_dest`); its MODEL_CARD.md (written by hand or by `model_card`, after
+  shipping) is carried over.
+
+  Raises:
+    ExportError: `dest` is refused, the check fails, or `dest`'s parent folder would exceed
+      `size_limit` bytes.
   """
   from fgrn_tf.workdir import BEST_WEIGHTS, weights_path
 
   workdir, dest = pathlib.Path(workdir), pathlib.Path(os.path.abspath(dest))
   source_weights = weights_path(workdir)
-  export_lib.check_apart(dest, [("workdir", workdir)], flag="dest")
+  folders.check_apart(dest, [("workdir", workdir)], flag="dest", containers={"workdir"})
   check_dest(dest)
-  stage = None
-  try:
-    stage = export_lib.staging_dir(dest, ".new")
+
+  def build(stage: pathlib.Path) -> tuple[dict, int]:
     for name in KEPT_FILES:
       if (workdir / name).is_file():
         shutil.copy2(workdir / name, stage / name)
     half_precision_weights(source_weights, stage / BEST_WEIGHTS)
-    full, half = export_lib.load_trained(workdir), export_lib.load_trained(stage)
+    full, half = inputs.load_trained(workdir), inputs.load_trained(stage)
     drop = _half_precision_drop(full, half, check_images)
     log(f"half-precision weights: round trip PSNR {drop:+.3f} dB against float32 on "
         f"{len(check_images)} check images")
@@ -137,23 +163,20 @@ def ship(workdir, dest, check_images, log: Callable[[str], None] = print,
         - tree_bytes(stage)
     total = others + tree_bytes(stage)
     if total > size_limit:
-      raise export_lib.ExportError(f"{dest.parent} would hold {total / 1e6:.1f} MB, over the "
-                                   f"{size_limit / 1e6:.0f} MB limit")
-    export_lib.follow_umask(stage)
-    check_dest(dest)  # again: it may have changed meanwhile
-    export_lib.replace_dir(stage, dest)
-    log(f"wrote {dest} ({tree_bytes(dest) / 1e6:.1f} MB; {dest.parent} {total / 1e6:.1f} MB)")
-    return manifest
-  except (export_lib.ExportError, OSError) as e:  # name dest, not the hidden staging folder
-    raise export_lib.public_error(e, {stage: dest} if stage else {}) from None
-  finally:
-    if stage is not None:
-      shutil.rmtree(stage, ignore_errors=True)
+      raise ExportError(f"{dest.parent} would hold {total / 1e6:.1f} MB, over the "
+                        f"{size_limit / 1e6:.0f} MB limit")
+    return manifest, total
+
+  # Checked again before the swap: it may have changed meanwhile.
+  manifest, total = folders.build_in_place(dest, build, recheck=lambda: check_dest(dest),
+                                           suffix=".new")
+  log(f"wrote {dest} ({tree_bytes(dest) / 1e6:.1f} MB; {dest.parent} {total / 1e6:.1f} MB)")
+  return manifest
 
 
 def _half_precision_drop(full, half, check_images) -> float:
   """Round trip PSNR (Y) of `half` minus that of `full`, mean over the check images (dB)."""
   from fgrn_tf.backends import KerasBackend
 
-  ref = export_lib.reference(KerasBackend(full), check_images)
-  return -export_lib.agreement(KerasBackend(half), check_images, ref, full.scale)["psnr_drop_db"]
+  ref = reference(KerasBackend(full), check_images)
+  return -agreement(KerasBackend(half), check_images, ref, full.scale)["psnr_drop_db"]

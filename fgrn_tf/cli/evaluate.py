@@ -1,0 +1,86 @@
+"""`fgrn-eval` (`python eval_main.py`): FGRN / bicubic on Set5, Set14, ... -> results.json,
+results.md and a figure per dataset, by the protocol of FGRN's Tables 1-2 (docs/evaluation.md).
+
+Example:
+  fgrn-eval --method bicubic,fgrn --scale 2 --datasets Set5,Set14 \\
+      --model workdirs/x2 --output_dir results/x2
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import flags
+
+from fgrn_tf import entry
+from fgrn_tf.errors import UsageError
+
+_METHOD = flags.DEFINE_string(
+    "method", "fgrn", "Methods to evaluate, comma-separated: fgrn, bicubic.")
+_SCALE = flags.DEFINE_integer("scale", 2, "Rescaling factor (2 or 4 in the paper).")
+_DATASETS = flags.DEFINE_string(
+    "datasets", "Set5,Set14",
+    "Comma-separated dataset names (folders under --data_root) or paths to image folders.")
+_MODEL = flags.DEFINE_string(
+    "model", None,
+    "FGRN model for --method fgrn: a training workdir, an exported SavedModel, or a .tflite "
+    "pair. Default: shipped weights in models/fgrn_x{scale}/.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "Where results.json, results.md and the figures are written.")
+_DATA_ROOT = flags.DEFINE_string(
+    "data_root", None,
+    "Folder holding the named datasets. Default: $FGRN_DATA_ROOT, else ../shared/datasets "
+    "beside the repo when it exists.")
+_NIQE_PARAMS = flags.DEFINE_string(
+    "niqe_params", None,
+    "NIQE pristine model (.npz with mu_pris_param, cov_pris_param, gaussian_window). "
+    "Default: $FGRN_NIQE_PARAMS, else ../shared/metrics/niqe_pris_params.npz; 'none' skips NIQE.")
+_PROGRESS = flags.DEFINE_bool("progress", True, "Draw a progress bar over images on stderr.")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Replace results.json, results.md and figures already in --output_dir.")
+_MAX_PIXELS = flags.DEFINE_integer(
+    "max_pixels", None, "Skip image files of more pixels than this. Default: $FGRN_MAX_PIXELS, "
+    "else 2**27 (134 million).", lower_bound=1)
+flags.mark_flag_as_required("output_dir")
+
+
+def _print_summary(results: dict) -> None:
+  """A line per dataset and method on stdout: the means, and over how many images."""
+  for name, ds in results["datasets"].items():
+    for method, m in ds["methods"].items():
+      if m["psnr"] is None:
+        print(f"{name} x{results['scale']} {method}: no image evaluated")
+        continue
+      skipped = len(ds["skipped"])
+      covers = (f"{m['images']} images" if not skipped else
+                f"{m['images']} of {ds['files']} images; {skipped} skipped, see results.md")
+      print(f"{name} x{results['scale']} {method}: PSNR {m['psnr']:.2f} dB  "
+            f"SSIM {m['ssim']:.4f}  ({covers})")
+
+
+def _main(argv: list[str]) -> int:
+  if len(argv) > 1:
+    raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  from fgrn_tf.data import images
+
+  images.set_max_pixels(_MAX_PIXELS.value, flag="--max_pixels")  # before Keras imports cv2
+  from fgrn_tf import eval_lib  # brings TensorFlow: only once the flags have parsed
+
+  results = eval_lib.evaluate(
+      _METHOD.value, _SCALE.value, _DATASETS.value.split(","), _OUTPUT_DIR.value,
+      model=_MODEL.value, data_root=_DATA_ROOT.value, niqe_params=_NIQE_PARAMS.value,
+      progress=_PROGRESS.value, overwrite=_OVERWRITE.value)
+  _print_summary(results)
+  print(f"wrote {os.path.join(_OUTPUT_DIR.value, 'results.json')} and results.md")
+  return 0
+
+
+def main(argv=None) -> None:
+  """Runs the tool (exits the process with its status); errors are told under the name it was
+  started by (`eval_main.py: error: ...`, `fgrn-eval: error: ...`)."""
+  entry.run(os.path.basename(sys.argv[0]) or "fgrn-eval", _main, argv)
+
+
+if __name__ == "__main__":
+  main()

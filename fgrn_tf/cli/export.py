@@ -1,0 +1,83 @@
+"""`fgrn-export` (`python export/export_main.py`): a trained FGRN as a SavedModel for TF Serving,
+.tflite halves for phones and a checked manifest.
+
+Example:
+  fgrn-export --model runs/x2 --output_dir exported/x2 \\
+      [--formats savedmodel,tflite_float32,tflite_float16,tflite_int8,tflite_int8_full] \\
+      [--model_name fgrn_x2] [--version 1]
+
+See BUILD.md (Export and deployment) for serving and for running the .tflite files on phones.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from fgrn_tf import entry
+from fgrn_tf.errors import UsageError
+from fgrn_tf.export import agreement, export_lib  # no TensorFlow: names for the flags' help
+
+# The name errors and progress lines are printed under ("export: error: ...").
+PROG = "export"
+
+_MODEL = flags.DEFINE_string(
+    "model", None, "Training workdir (config.json + best/last.weights.h5) or a .keras file. "
+    "Default: the shipped model of --scale, models/fgrn_x<scale>.")
+flags.DEFINE_alias("workdir", "model")  # the flag's earlier name, in scripts and model cards
+_SCALE = flags.DEFINE_enum("scale", "2", ["2", "4"], "Which shipped model to export when no "
+                           "--model is given.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "Folder to create with manifest.json, <model_name>/<version>/ (the "
+    "SavedModel) and tflite/<variant>/{downscaler,upscaler}.tflite.")
+_FORMATS = flags.DEFINE_string(
+    "formats", ",".join(export_lib.DEFAULT_FORMATS),
+    f"Comma-separated artifacts to write, from: {', '.join(export_lib.FORMATS)}.")
+_MODEL_NAME = flags.DEFINE_string(
+    "model_name", None, "TF Serving model name (the SavedModel's folder); default fgrn_x<scale>.")
+_VERSION = flags.DEFINE_integer("version", 1, "TF Serving version folder of the SavedModel.")
+_CHECK_DIR = flags.DEFINE_string(
+    "check_dir", None, "Images to compare every artifact with the Keras model on (default: the "
+    "run's validation folder, else its training images).")
+_CHECK_IMAGES = flags.DEFINE_integer("check_images", 5, "How many check images to use.")
+_CHECK_CROP = flags.DEFINE_integer(
+    "check_crop", 256, "Centre-crop check images to at most this side (0: whole images).")
+_CALIBRATION_DIR = flags.DEFINE_string(
+    "calibration_dir", None, "Training images to calibrate full-integer int8 on (default: the "
+    "run's training images).")
+_MAX_INT8_FULL_DROP = flags.DEFINE_float(
+    "max_int8_full_drop", agreement.DEFAULT_MAX_INT8_FULL_DROP_DB,
+    "Leave full-integer int8 out when its round trip PSNR is more than this many dB below "
+    "the Keras model's.")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Replace an --output_dir that holds an earlier export (and nothing else; "
+    "a folder holding anything an export does not write is never replaced).")
+flags.mark_flag_as_required("output_dir")
+
+
+def _log(line: str) -> None:
+  print(f"{PROG}: {line}", flush=True)
+
+
+def _main(argv: list[str]) -> int:
+  from absl import logging
+
+  from fgrn_tf.export import manifest
+
+  logging.set_verbosity(logging.WARNING)  # TF's per-function INFO lines while saving
+  if len(argv) > 1:
+    raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  written = export_lib.export_path(
+      _MODEL.value, _OUTPUT_DIR.value, _FORMATS.value, scale=int(_SCALE.value),
+      check_dir=_CHECK_DIR.value, check_count=_CHECK_IMAGES.value, check_crop=_CHECK_CROP.value,
+      calibration_dir=_CALIBRATION_DIR.value, overwrite=_OVERWRITE.value, log=_log,
+      model_name=_MODEL_NAME.value, version=_VERSION.value,
+      max_int8_full_drop=_MAX_INT8_FULL_DROP.value)
+  for line in manifest.summary(written):
+    print(line)
+  _log(f"wrote {_OUTPUT_DIR.value}")
+  return 0
+
+
+def main(argv=None) -> None:
+  """Runs `fgrn-export` on `argv` (default: sys.argv) and exits with its status."""
+  entry.run(PROG, _main, argv, flag_errors_are_usage=True)

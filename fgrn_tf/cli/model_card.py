@@ -1,0 +1,40 @@
+"""`python export/model_card.py`: writes MODEL_CARD.md for a shipped model from its files and
+`fgrn-eval` results.
+
+Example:
+  python export/model_card.py --model models/fgrn_x2 \\
+      --eval keras=results/x2,tflite_float16=results/x2_fp16,tflite_int8=results/x2_int8
+
+Each `--eval` entry is `label=folder`, a folder written by `fgrn-eval` (its results.json) on
+the model as shipped (Keras), or on one of its TFLite exports; the bicubic rows come from the
+first entry evaluated with `--method fgrn,bicubic`. Numbers are copied, never retyped.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from fgrn_tf import entry
+from fgrn_tf.errors import UsageError
+
+PROG = "model_card"
+
+_MODEL = flags.DEFINE_string("model", None, "The shipped model's folder (models/fgrn_x<s>).")
+_EVAL = flags.DEFINE_string("eval", None, "label=folder,... of fgrn-eval output folders.")
+_COMMANDS = flags.DEFINE_string(
+    "commands", None, "A file with the commands that made the numbers (copied verbatim).")
+flags.mark_flags_as_required(["model", "eval"])
+
+
+def _main(argv: list[str]) -> int:
+  from fgrn_tf.export import model_card
+
+  if len(argv) > 1:
+    raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  print(f"wrote {model_card.write_card(_MODEL.value, _EVAL.value, _COMMANDS.value)}")
+  return 0
+
+
+def main(argv=None) -> None:
+  """Runs the model card tool on `argv` (default: sys.argv) and exits with its status."""
+  entry.run(PROG, _main, argv, flag_errors_are_usage=True)

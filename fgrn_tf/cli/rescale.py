@@ -1,0 +1,97 @@
+"""`fgrn` (`python -m fgrn_tf`): rescale image files with a trained FGRN, or count its
+parameters (docs/cli.md).
+
+  fgrn downscale INPUT... -o OUTPUT_DIR [--model M] [--scale S] [--tile N] [--overwrite]
+  fgrn upscale   INPUT... -o OUTPUT_DIR [--model M] [--scale S] [--tile N] [--overwrite]
+  fgrn roundtrip INPUT... [-o OUTPUT_DIR] [--lr_dir DIR] [--nometrics] [--model M] ...
+  fgrn info [--scale 2|4] [--json]
+
+The command is the first argument, the inputs (files, folders, globs) the others; flags may
+come anywhere. The work is in `fgrn_tf.rescale_lib`.
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from fgrn_tf import entry
+from fgrn_tf.errors import UsageError
+from fgrn_tf.tiling import DEFAULT_TILE
+
+PROG = "fgrn"
+
+_MODEL = flags.DEFINE_string(
+    "model", None, "Training workdir, .keras file, exported folder, SavedModel or .tflite file. "
+    "Default: the shipped models/fgrn_x{scale}/.")
+_SCALE = flags.DEFINE_integer(
+    "scale", None, "The scale asked for: picks the shipped model (default 2) and is checked "
+    "against --model. info: the paper's preset, 2 or 4 (default 2).")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "Folder for the results, named like their inputs (created if missing); "
+    "roundtrip: the HR reconstructions.")
+flags.DEFINE_alias("o", "output_dir")
+_LR_DIR = flags.DEFINE_string("lr_dir", None, "roundtrip: also write the LR images here.")
+_TILE = flags.DEFINE_integer(
+    "tile", DEFAULT_TILE, "Largest piece of HR image, in pixels per side, the network sees at "
+    "once (tiles overlap; the result does not change); 0: whole images.")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Replace existing outputs (inputs are never replaced).")
+_METRICS = flags.DEFINE_bool("metrics", True, "roundtrip: PSNR/SSIM of each image and the mean.")
+_MAX_PIXELS = flags.DEFINE_integer(
+    "max_pixels", None, "Refuse input files of more pixels than this. Default: $FGRN_MAX_PIXELS, "
+    "else 2**27 (134 million); the decoder holds a whole image in memory.", lower_bound=1)
+_JSON = flags.DEFINE_bool("json", False, "info: print one JSON object.")
+
+_RESCALE_FLAGS = ("model", "scale", "output_dir", "tile", "overwrite", "max_pixels")
+# The flags each command takes; any other given is refused, as a typo would be.
+COMMAND_FLAGS = {
+    "info": ("scale", "json"),
+    "downscale": _RESCALE_FLAGS,
+    "upscale": _RESCALE_FLAGS,
+    "roundtrip": _RESCALE_FLAGS + ("lr_dir", "metrics"),
+}
+_HOLDERS = {"model": _MODEL, "scale": _SCALE, "output_dir": _OUTPUT_DIR, "lr_dir": _LR_DIR,
+            "tile": _TILE, "overwrite": _OVERWRITE, "metrics": _METRICS,
+            "max_pixels": _MAX_PIXELS, "json": _JSON}
+
+
+def _command(argv: list[str]) -> tuple[str, list[str]]:
+  """(command, inputs) from the arguments left after the flags; refuses flags it does not take."""
+  if len(argv) < 2:
+    raise UsageError(f"give a command: {', '.join(COMMAND_FLAGS)} (--help lists the flags)")
+  command, inputs = argv[1], argv[2:]
+  if command not in COMMAND_FLAGS:
+    raise UsageError(f"unknown command {command!r}: use {', '.join(COMMAND_FLAGS)}")
+  extra = [f"--{name}" for name, holder in _HOLDERS.items()
+           if holder.present and name not in COMMAND_FLAGS[command]]
+  if extra:
+    raise UsageError(f"{command} takes no {', '.join(extra)}")
+  if command == "info" and inputs:
+    raise UsageError(f"info takes no inputs: {' '.join(inputs)}")
+  return command, inputs
+
+
+def _main(argv: list[str]) -> int:
+  command, inputs = _command(argv)
+  from fgrn_tf.data import images
+
+  images.set_max_pixels(_MAX_PIXELS.value, flag="--max_pixels")  # before Keras imports cv2
+  import cv2  # after fgrn_tf.data.images set OpenCV's pixel ceiling (read once, at import)
+
+  cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our one line per bad file
+  from fgrn_tf import rescale_lib
+
+  if command == "info":
+    return rescale_lib.info(2 if _SCALE.value is None else _SCALE.value, _JSON.value)
+  return rescale_lib.run(command, inputs, model=_MODEL.value, scale=_SCALE.value,
+                         output_dir=_OUTPUT_DIR.value, lr_dir=_LR_DIR.value, tile=_TILE.value,
+                         overwrite=_OVERWRITE.value, metrics=_METRICS.value)
+
+
+def main(argv=None) -> None:
+  """Runs the tool (exits the process with its status)."""
+  entry.run(PROG, _main, argv, flag_errors_are_usage=True)
+
+
+if __name__ == "__main__":
+  main()

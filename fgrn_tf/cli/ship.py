@@ -1,0 +1,56 @@
+"""`fgrn-ship` (`python export/ship_main.py`): a trained run as the tools' default model,
+`models/fgrn_x<scale>/`.
+
+Example:
+  fgrn-ship --model runs/cpu_x2 [--output_dir models/fgrn_x2]
+
+Writes config.json, train_state.json, half-precision best weights and the float16 TFLite halves
+(export/), after checking them against the run's float32 weights (`fgrn_tf.export.ship_lib`).
+The model card (MODEL_CARD.md) is written afterwards from `fgrn-eval`'s results
+(`fgrn_tf.cli.model_card`).
+"""
+
+from __future__ import annotations
+
+from absl import flags
+
+from fgrn_tf import entry
+from fgrn_tf.errors import UsageError
+
+# The name errors and progress lines are printed under ("ship: error: ...").
+PROG = "ship"
+
+_WORKDIR = flags.DEFINE_string("model", None, "Training workdir to ship (its best weights).")
+_DEST = flags.DEFINE_string(
+    "output_dir", None, "Folder to write; default models/fgrn_x<scale>. Replaced only when it "
+    "is missing, empty or a model shipped there before (its MODEL_CARD.md is kept).")
+# The spellings of the first release, kept so that existing scripts and model cards still run.
+flags.DEFINE_alias("workdir", "model")
+flags.DEFINE_alias("dest", "output_dir")
+_CHECK_DIR = flags.DEFINE_string(
+    "check_dir", None, "Images to check the shipped files on (default: the run's validation "
+    "folder, else its training images).")
+_CHECK_IMAGES = flags.DEFINE_integer("check_images", 5, "How many check images to use.")
+flags.mark_flag_as_required("model")
+
+
+def _log(line: str) -> None:
+  print(f"{PROG}: {line}", flush=True)
+
+
+def _main(argv: list[str]) -> int:
+  from absl import logging
+
+  from fgrn_tf.export import ship_lib
+
+  logging.set_verbosity(logging.WARNING)
+  if len(argv) > 1:
+    raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  ship_lib.ship_path(_WORKDIR.value, _DEST.value, _CHECK_DIR.value, _CHECK_IMAGES.value,
+                     log=_log)
+  return 0
+
+
+def main(argv=None) -> None:
+  """Runs `fgrn-ship` on `argv` (default: sys.argv) and exits with its status."""
+  entry.run(PROG, _main, argv, flag_errors_are_usage=True)

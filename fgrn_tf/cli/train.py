@@ -1,0 +1,83 @@
+"""fgrn-train: trains FGRN (Li et al., BMVC 2021) from a preset, any config field overridden.
+
+`fgrn-train --preset quick --workdir runs/quick` (or `python train_main.py ...`). Running the
+same command again continues the run in --workdir from its last backup. Every field of
+`config.ModelConfig` and `config.TrainConfig` is a flag of the same name, its help text the
+field's description; the preset + flags -> Experiment rule is `Experiment.with_overrides`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import flags
+
+from fgrn_tf import config, entry
+from fgrn_tf.errors import UsageError
+
+_KINDS = {"int": flags.DEFINE_integer, "float": flags.DEFINE_float, "bool": flags.DEFINE_bool,
+          "str": flags.DEFINE_string, "list": flags.DEFINE_list}
+
+_PRESET = flags.DEFINE_enum("preset", "quick", sorted(config.PRESETS),
+                            "Model and recipe to start from (config.py); flags below override it.")
+_WORKDIR = flags.DEFINE_string("workdir", None,
+                               "Run folder (config, weights, backup, TensorBoard). Rerun the same "
+                               "command to continue. Default: runs/<preset>.")
+_MAX_PIXELS = flags.DEFINE_integer(
+    "max_pixels", None, "Refuse (skip) image files of more pixels than this. Default: "
+    "$FGRN_MAX_PIXELS, else 2**27 (134 million).", lower_bound=1)
+
+
+def _define(field: config.OverrideField) -> flags.FlagHolder:
+  text = f"{field.help[:1].upper()}{field.help[1:]} Default: the preset's."
+  if field.kind == "enum":
+    return flags.DEFINE_enum(field.name, None, list(field.choices), text)
+  return _KINDS[field.kind](field.name, None, text)
+
+
+# One flag per config field: (section, holder) by name.
+_FIELDS = {f.name: (f.section, _define(f)) for f in config.override_fields()}
+
+
+def experiment_from_flags() -> config.Experiment:
+  """The preset with the flags given on the command line (ConfigError for a bad value)."""
+  given = {"model": {}, "train": {}}
+  for name, (section, holder) in _FIELDS.items():
+    given[section][name] = holder.value
+  return config.preset(_PRESET.value).with_overrides(**given)
+
+
+def _main(argv: list[str]) -> int:
+  if len(argv) > 1:
+    raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  experiment = experiment_from_flags()
+  from fgrn_tf.data import images
+
+  images.set_max_pixels(_MAX_PIXELS.value, flag="--max_pixels")  # before Keras imports cv2
+  from fgrn_tf import distribute, train_lib
+  from fgrn_tf import workdir as wd
+
+  workdir = _WORKDIR.value or os.path.join("runs", _PRESET.value)
+  try:
+    train_lib.check_experiment(experiment)
+    # The strategy before other TensorFlow work: a multi-worker one must come first.
+    strategy = distribute.choose_strategy()
+    summary = train_lib.train(experiment, workdir, strategy=strategy)
+  except KeyboardInterrupt:
+    # Not entry's plain "interrupted": the user wants to know that nothing is lost.
+    step = wd.read_state(workdir).get("step", 0)
+    print(f"\ninterrupted; rerun the same command to continue from step {step}", file=sys.stderr)
+    return entry.EXIT_INTERRUPTED
+  print(summary.text(workdir))
+  return 0
+
+
+def main(argv=None) -> None:
+  # Named as it was started (train_main.py, fgrn-train), as argparse names a program.
+  entry.run(os.path.basename(sys.argv[0]) or "fgrn-train", _main, argv,
+            flag_errors_are_usage=True)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,137 @@
+"""MODEL_CARD.md of a shipped model, from its files and `fgrn-eval` results (never retyped).
+
+Each evaluation is a folder written by `fgrn-eval` (its results.json) on the model as shipped
+(Keras) or on one of its TFLite exports; the bicubic rows come from the first one evaluated with
+`--method fgrn,bicubic`, the paper's row from `fgrn_tf.paper`. The tool is
+`fgrn_tf.cli.model_card` (`export/model_card.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import pathlib
+
+from fgrn_tf import files, paper
+from fgrn_tf.errors import FGRNError, one_line
+
+CARD = "MODEL_CARD.md"
+
+
+def _num(v) -> float:
+  return math.inf if v == "inf" else float(v)
+
+
+def _f(v, digits: int) -> str:
+  v = _num(v)
+  return "inf" if math.isinf(v) else f"{v:.{digits}f}"
+
+
+def _mb(path: pathlib.Path) -> str:
+  found = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+  return f"{sum(p.stat().st_size for p in found) / 1e6:.1f} MB"
+
+
+def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]) -> str:
+  """The text of MODEL_CARD.md.
+
+  Args:
+    model: the shipped model's folder (config.json, train_state.json, weights, export/).
+    evals: (label, results.json of `fgrn-eval`) per evaluated form of the model; the first
+      gives the datasets and, if it holds them, the bicubic rows.
+    commands: the commands that made the numbers, copied into the card.
+  """
+  cfg = json.loads((model / "config.json").read_text())
+  state = json.loads((model / "train_state.json").read_text())
+  m, t = cfg["model"], cfg["train"]
+  scale = m["scale"]
+  sets = list(evals[0][1]["datasets"])
+  hours = state.get("train_seconds", 0) / 3600
+  data = ", ".join(pathlib.Path(d).name for d in t["data_dirs"]) or "the built-in photos"
+  done = state["step"] >= t["steps"]
+  lines = [
+      f"# FGRN x{scale}, trained on a CPU", "",
+      f"FGRN (Li et al., BMVC 2021) x{scale} as the paper sizes it (width {m['width']}, "
+      f"{m['down_blocks']} + {m['up_blocks']} ResBlocks, K = {m['flow_cells']} flow cells), "
+      f"trained with this repository's `train_main.py` on a 2-core CPU. "
+      + ("Training is complete." if done else
+         f"**Training is not finished** ({state['step']} of {t['steps']} steps): these are the "
+         "weights of the best validation so far, and the run continues in later sessions."), "",
+      "## Training", "",
+      "| | |", "|---|---|",
+      f"| data | {data} ({t['val_images']} images held out for validation, centre crops of "
+      f"{t['val_crop']}) |",
+      f"| recipe | batch {t['batch_size']} of {t['patch_size']}x{t['patch_size']} HR patches, "
+      f"random flips and 90-degree rotations, Adam {t['learning_rate']:g} halved every "
+      f"{t['lr_halving_steps']} steps, seed {t['seed']} |",
+      f"| steps | {state['step']} of {t['steps']} |",
+      f"| training time | {hours:.2f} hours of wall time on 2 cores (at times shared with other "
+      "jobs) |",
+      f"| best validation | {state.get('best_val_psnr', float('nan')):.2f} dB RGB PSNR of the "
+      f"8-bit round trip, at step {state.get('best_step', '?')} |",
+      f"| weights | `best.weights.h5`, stored as float16 ({_mb(model / 'best.weights.h5')}); "
+      "Keras loads them as float32 |",
+      f"| TFLite | `export/tflite/float16/{{downscaler,upscaler}}.tflite` "
+      f"({_mb(model / 'export' / 'tflite' / 'float16')}) |", "",
+      "## Reconstruction: PSNR / SSIM of the HR round trip (Y, border = scale)", "",
+      "| method | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+  bicubic = evals[0][1]["datasets"]
+  if all("bicubic" in bicubic[s]["methods"] for s in sets):
+    lines.append("| bicubic down + bicubic up | " + " | ".join(
+        f"{_f(bicubic[s]['methods']['bicubic']['psnr'], 2)} / "
+        f"{_f(bicubic[s]['methods']['bicubic']['ssim'], 4)}" for s in sets) + " |")
+  for label, res in evals:
+    lines.append(f"| FGRN ({label}) | " + " | ".join(
+        f"{_f(res['datasets'][s]['methods']['fgrn']['psnr'], 2)} / "
+        f"{_f(res['datasets'][s]['methods']['fgrn']['ssim'], 4)}" for s in sets) + " |")
+  figures = paper.PSNR_SSIM.get(("fgrn", scale), {})
+  if all(s in figures for s in sets):
+    lines.append(f"| FGRN, the paper ({paper.SETUP}) | " + " | ".join(
+        f"{figures[s][0]:.2f} / {figures[s][1]:.4f}" for s in sets) + " |")
+  lines += ["", "## The LR images", "",
+            "Y PSNR of the LR against MATLAB's bicubic LR (how close the visible image stays to "
+            "a plain downscale), and PIQE of the LR (lower is better) beside the bicubic LR's.",
+            "", "| | " + " | ".join(f"{s} LR PSNR | {s} PIQE" for s in sets) + " |",
+            "|---|" + "---|---|" * len(sets)]
+  for label, res in evals:
+    ds = res["datasets"]
+    lines.append(f"| FGRN ({label}) | " + " | ".join(
+        f"{_f(ds[s]['methods']['fgrn']['lr_psnr'], 2)} | {_f(ds[s]['methods']['fgrn']['piqe'], 2)}"
+        for s in sets) + " |")
+  if all("bicubic" in bicubic[s]["methods"] for s in sets):
+    lines.append("| bicubic LR | " + " | ".join(
+        f"- | {_f(bicubic[s]['methods']['bicubic']['piqe'], 2)}" for s in sets) + " |")
+  lines += ["", "## How these numbers were made", "", "```", *commands, "```", "",
+            "## Limits", "",
+            f"- A few CPU-hours on {data} against the paper's GPU-days on DIV2K+Flickr2K: expect "
+            "the gap to the paper's row above.",
+            "- Set5 and Set14 were never seen in training or validation."]
+  return "\n".join(lines) + "\n"
+
+
+def write_card(model, evals: str, commands_file=None) -> pathlib.Path:
+  """Writes `model`/MODEL_CARD.md; returns its path.
+
+  Args:
+    model: the shipped model's folder.
+    evals: "label=folder,..." of `fgrn-eval` output folders.
+    commands_file: a file with the commands that made the numbers (copied verbatim), or None.
+
+  Raises:
+    FGRNError: a file is missing or unreadable, or a results.json lacks an entry (one line).
+  """
+  model = pathlib.Path(model)
+  try:
+    results = []
+    for item in evals.split(","):
+      label, _, folder = item.partition("=")
+      results.append((label, json.loads((pathlib.Path(folder) / "results.json").read_text())))
+    commands = (pathlib.Path(commands_file).read_text().strip().splitlines()
+                if commands_file else [])
+    text = card(model, results, commands)
+  except KeyError as e:
+    raise FGRNError(f"missing entry {e} in a config, train state or results.json") from None
+  except (OSError, ValueError) as e:
+    raise FGRNError(one_line(e)) from None
+  files.write_text(model / CARD, text)
+  return model / CARD

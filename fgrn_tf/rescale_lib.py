@@ -1,0 +1,244 @@
+"""The rescale tool's commands (`fgrn info|downscale|upscale|roundtrip`) as a library: checks in
+the order that fails fastest, the model load, progress, per-file lines and the summary.
+
+`fgrn_tf.cli.rescale` turns its flags into a call of `run` or `info`; errors that refuse the
+whole run are `fgrn_tf.errors.UsageError` (exit 2), and `run` returns 0, 1 (some files failed)
+or 130 (interrupted). Usage and rules for users: docs/cli.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import sys
+import time
+from collections.abc import Sequence
+
+from fgrn_tf import backends, batch, paper
+from fgrn_tf.entry import EXIT_INTERRUPTED
+from fgrn_tf.errors import UsageError, one_line
+from fgrn_tf.models import receptive_field, shipped
+from fgrn_tf.progress import Progress
+from fgrn_tf.tiling import DEFAULT_TILE
+
+EXIT_FAILED = 1  # some files failed (the others were processed)
+INFO_SCALES = (2, 4)
+
+
+def info(scale: int = 2, as_json: bool = False) -> int:
+  """Prints the parameter counts of Gd, Gu, F and the total, against the paper's (Table 1).
+
+  Args:
+    scale: 2 or 4: the paper's preset of that scale.
+    as_json: one JSON object instead of the table.
+  """
+  if scale not in INFO_SCALES:
+    raise UsageError(f"--scale {scale}: info knows the paper's x2 and x4")
+  from fgrn_tf import config
+  from fgrn_tf.models.fgrn import FGRN
+
+  cfg = config.model_preset_for_scale(scale)
+  model = FGRN(cfg)
+  counts = {"Gd": model.downscaler.count_params(), "Gu": model.upscaler.count_params(),
+            "F": model.flow.count_params() if model.flow is not None else 0,
+            "total": model.count_params()}
+  if as_json:
+    print(json.dumps({"scale": scale, **counts}))
+    return 0
+  published = paper.PARAMETERS[scale]
+  print(f"FGRN x{scale}: width {cfg.width}, Gd {cfg.down_blocks} ResBlocks, "
+        f"Gu {cfg.up_blocks} ResBlocks, F {cfg.flow_cells} cells (growth {cfg.flow_growth})")
+  for k, v in counts.items():
+    print(f"  {k:6s} {v:>10,d}")
+  print(f"  paper  {published:>10,.0f}  ({100 * (counts['total'] / published - 1):+.2f}%)")
+  return 0
+
+
+def _defined(values) -> list[float]:
+  """The defined values (NaN: an image too small for the metric)."""
+  return [v for v in values if not math.isnan(v)]
+
+
+def _mean(values) -> float:
+  return sum(values) / len(values) if values else math.nan
+
+
+def quality_text(psnr: float, ssim: float) -> str:
+  """`PSNR 38.21 dB  SSIM 0.9812`, with `n/a` for what an image is too small to have."""
+  return (f"PSNR {psnr:.2f} dB  " if not math.isnan(psnr) else "PSNR n/a  ") + \
+      (f"SSIM {ssim:.4f}" if not math.isnan(ssim) else "SSIM n/a (image too small)")
+
+
+def mean_line(results: Sequence[batch.Result]) -> str:
+  """`mean of N  PSNR ...  SSIM ...` when both means cover the same N images, else each mean
+  says how many of the images it covers (an image too small has no SSIM, or neither)."""
+  psnrs, ssims = _defined(r.psnr for r in results), _defined(r.ssim for r in results)
+  if len(psnrs) == len(ssims):
+    return f"mean of {len(psnrs)}  {quality_text(_mean(psnrs), _mean(ssims))}"
+  n = len(results)
+  psnr = f"PSNR {_mean(psnrs):.2f} dB" if psnrs else "PSNR n/a"
+  ssim = f"SSIM {_mean(ssims):.4f}" if ssims else "SSIM n/a"
+  return f"mean  {psnr} ({len(psnrs)} of {n} images)  {ssim} ({len(ssims)} of {n} images)"
+
+
+def summary(command: str, done: int, failed: int, not_started: int, seconds: float) -> str:
+  """The line that ends every run: `downscale: 9 done, 1 failed in 12.3 s (0.73 images/s)`."""
+  return (f"{command}: {done} done, {failed} failed"
+          + (f", {not_started} not started (interrupted)" if not_started else "")
+          + f" in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} images/s)")
+
+
+def check_options(command: str, inputs: Sequence[str], output_dir, lr_dir, scale: int | None,
+                  tile: int, metrics: bool) -> None:
+  """Refusals that need nothing but the command line."""
+  if command not in batch.COMMANDS:
+    raise UsageError(f"unknown command {command!r}: use info, {', '.join(batch.COMMANDS)}")
+  if not inputs:
+    raise UsageError(f"{command} needs INPUT files, folders or globs")
+  if command != "roundtrip" and output_dir is None:
+    raise UsageError(f"{command} needs -o OUTPUT_DIR")
+  if command == "roundtrip" and lr_dir is None and output_dir is None and not metrics:
+    raise UsageError("roundtrip with --nometrics and neither -o nor --lr_dir does nothing")
+  if scale is not None and scale < 2:
+    raise UsageError(f"--scale {scale}: a scale is a whole number of 2 or more "
+                     f"(the shipped models are x2 and x4)")
+  if tile < 0:
+    raise UsageError(f"--tile {tile}: give the tile side in HR pixels, or 0 for whole images")
+
+
+def model_path(model, scale: int | None) -> pathlib.Path:
+  """`model`, or the shipped model of `scale` (default 2), which must exist."""
+  if model:
+    return pathlib.Path(model)
+  path = shipped.default_model_path(scale or 2)
+  if not path.exists():
+    raise UsageError(f"no --model given and no shipped model at {path}: train one with "
+                     f"`python train_main.py` and pass its workdir as --model")
+  return path
+
+
+def check_model(path, scale: int, config, asked: int | None, tile: int) -> None:
+  """The refusals of a model's scale and tile minimum; `config` None: not known."""
+  if asked is not None and scale != asked:
+    raise UsageError(f"model {path} is x{scale} but --scale {asked} was asked for")
+  if config is not None and tile and tile < receptive_field.min_tile_for(scale, config):
+    raise UsageError(f"--tile {tile} is too small for this model (x{scale}): use at least "
+                     f"{receptive_field.min_tile_for(scale, config)}, or 0 for whole images")
+
+
+def check_output_dirs(output_dir, lr_dir) -> None:
+  """Refuses output folders that cannot be made, or one folder for both HR and LR."""
+  for flag, folder in (("-o", output_dir), ("--lr_dir", lr_dir)):
+    if folder is None:
+      continue
+    blocker = batch.not_a_folder(folder)
+    if blocker is not None:
+      where = "" if blocker == pathlib.Path(folder) else f": {blocker}"
+      what = "a file, not a folder" if blocker.is_file() else "not a folder"
+      raise UsageError(f"{flag} {folder}{where} is {what}")
+  if output_dir is not None and lr_dir is not None \
+      and os.path.realpath(output_dir) == os.path.realpath(lr_dir):
+    raise UsageError(f"-o and --lr_dir are one folder ({output_dir}): each LR image would "
+                     f"replace its HR image; give --lr_dir a folder of its own")
+
+
+def load_backend(path, scale: int | None, tile: int):
+  """Loads the model at `path` (seconds) and checks what only the loaded model tells."""
+  try:
+    backend = backends.load_backend(path)
+  except Exception as e:  # missing, corrupt or foreign files: one line, not a traceback
+    raise UsageError(f"cannot load model {path}: {one_line(e)}") from None
+  check_model(path, backend.scale, None, scale, tile)
+  if tile and tile < receptive_field.min_tile(backend):
+    raise UsageError(f"--tile {tile} is too small for this model (x{backend.scale}): use "
+                     f"at least {receptive_field.min_tile(backend)}, or 0 for whole images")
+  return backend
+
+
+def _error(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def run(command: str, inputs: Sequence[str], model=None, scale: int | None = None,
+        output_dir=None, lr_dir=None, tile: int = DEFAULT_TILE, overwrite: bool = False,
+        metrics: bool = True) -> int:
+  """Runs downscale, upscale or roundtrip on `inputs` and reports each file and the run.
+
+  Checks everything that needs no model (flags, output folders, inputs, targets) and reports
+  it, then loads the model (seconds) only if some file is left to process.
+
+  Args:
+    command: "downscale", "upscale" or "roundtrip".
+    inputs: files, folders and globs.
+    model: what `backends.load_backend` takes; None: the shipped model of `scale`.
+    scale: the scale asked for (checked against the model's).
+    output_dir: where the results go (roundtrip: the HR reconstructions, optional).
+    lr_dir: roundtrip only: where its LR images go.
+    tile, overwrite: as for `batch.rescale_files`.
+    metrics: roundtrip only: PSNR/SSIM of each image and their mean, on stdout.
+
+  Returns:
+    0, EXIT_FAILED when some file failed, or EXIT_INTERRUPTED.
+
+  Raises:
+    UsageError: the run is refused as a whole (nothing was processed).
+  """
+  start = time.perf_counter()
+  check_options(command, inputs, output_dir, lr_dir, scale, tile, metrics)
+  path = model_path(model, scale)
+  peeked = shipped.peek_model(path)
+  if peeked is not None:
+    check_model(path, *peeked, scale, tile)
+  check_output_dirs(output_dir, lr_dir)
+  jobs, failures = batch.collect_inputs(inputs)
+  known = scale if scale is not None else peeked[0] if peeked else None
+  jobs, refused = batch.preflight(command, jobs, output_dir, lr_dir, overwrite=overwrite,
+                                  scale=known)
+  failures += refused
+  for f in failures:
+    _error(f.error)
+  if not jobs:  # nothing left to do: no need to wait for the model
+    print(summary(command, 0, len(failures), 0, time.perf_counter() - start), file=sys.stderr)
+    return EXIT_FAILED
+  backend = load_backend(path, scale, tile)
+  metrics = command == "roundtrip" and metrics
+  progress = Progress(len(jobs), unit="images/s")
+  current = ""
+
+  def on_tile(done: int, total: int) -> None:
+    if total > 1:
+      progress.update(f"tile {done}/{total}  {current}")
+
+  results = []
+  interrupted = False
+  try:
+    it = batch.rescale_files(command, backend, jobs, output_dir, lr_dir, tile=tile,
+                             overwrite=overwrite, metrics=metrics, on_tile=on_tile)
+    for job in jobs:
+      current = str(job.source)
+      progress.update(current)
+      result = next(it)
+      results.append(result)
+      progress.clear()
+      if result.error:
+        _error(result.error)
+      elif metrics:
+        print(f"{job.source}  {quality_text(result.psnr, result.ssim)}", flush=True)
+      progress.advance(str(job.source), ok=not result.error)
+  except KeyboardInterrupt:
+    interrupted = True
+  except backends.MissingHalfError as e:
+    progress.clear()
+    raise UsageError(f"model {path}: {one_line(e)}") from None
+  progress.clear()
+  ok = [r for r in results if not r.error]
+  failed = len(failures) + len(results) - len(ok)
+  if metrics and ok:
+    print(mean_line(ok))
+  print(summary(command, len(ok), failed, len(jobs) - len(results) if interrupted else 0,
+                progress.elapsed()), file=sys.stderr)
+  if interrupted:
+    return EXIT_INTERRUPTED
+  return EXIT_FAILED if failed else 0

@@ -1,0 +1,183 @@
+"""The Keras callbacks of an FGRN training run (Li et al., BMVC 2021): validation, backups,
+TensorBoard and the progress line, each run after every epoch (`steps_per_epoch` steps)."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fgrn_tf import files
+from fgrn_tf import workdir as wd
+from fgrn_tf.config import Experiment
+from fgrn_tf.models.fgrn import FGRN
+from fgrn_tf.progress import Progress
+
+
+def current_step(model) -> int:
+  return int(model.optimizer.iterations.numpy())
+
+
+def format_duration(seconds: float) -> str:
+  if not math.isfinite(seconds):
+    return "?"
+  seconds = int(round(seconds))
+  h, rest = divmod(seconds, 3600)
+  m, s = divmod(rest, 60)
+  return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def save_weights(model: keras.Model, path) -> None:
+  """`model.save_weights` atomically; OSError names `path`, never the temporary file."""
+  files.write_with(path, model.save_weights)
+
+
+def _scalar(value) -> float:
+  return float(np.mean(np.asarray(value)))
+
+
+def _finite(logs) -> bool:
+  return all(math.isfinite(_scalar(v)) for v in (logs or {}).values())
+
+
+class Validation(keras.callbacks.Callback):
+  """After each epoch: mean PSNR (RGB, dB) of the 8-bit round trip on the validation images
+  (`val_psnr`) and of the LR image against MATLAB bicubic (`val_lr_psnr`), added to the logs.
+
+  The numbers are `FGRN.test_roundtrip`'s, the one definition of the test-time round trip.
+  """
+
+  def __init__(self, hr_images):
+    super().__init__()
+    self.hr = [tf.constant(im[None], tf.float32) / 255.0 for im in hr_images]
+    self.bic = None  # the guidance targets, once the model (hence the scale) is known
+    self.last = None  # (hr, lr, bic, sr) of the first image, for TensorBoard
+
+  def set_model(self, model):
+    super().set_model(model)
+    self.bic = [model.guidance_target(h) for h in self.hr]
+    # No Python control flow to convert; one trace per image size.
+    self._roundtrip = tf.function(model.test_roundtrip, reduce_retracing=True, autograph=False)
+
+  def evaluate(self) -> dict:
+    psnr, lr_psnr = [], []
+    for i, (hr, bic) in enumerate(zip(self.hr, self.bic, strict=True)):
+      out = self._roundtrip(hr, bic)
+      psnr.append(float(out["psnr"][0]))
+      lr_psnr.append(float(out["lr_psnr"][0]))
+      if i == 0:
+        self.last = (hr, out["lr"], tf.clip_by_value(bic, 0.0, 1.0),
+                     tf.clip_by_value(out["sr"], 0.0, 1.0))
+    return {"val_psnr": float(np.mean(psnr)), "val_lr_psnr": float(np.mean(lr_psnr))}
+
+  def on_epoch_end(self, epoch, logs=None):
+    if logs is not None and self.hr and _finite(logs):
+      logs.update(self.evaluate())
+
+
+class Checkpoints(keras.callbacks.Callback):
+  """After each epoch: best/last weights (chief only, without optimizer state), then the backup
+  (weights + Adam + step; each worker its own), then train_state.json. All atomic."""
+
+  def __init__(self, workdir, experiment: Experiment, backup_path, chief: bool, state: dict,
+               started: float):
+    super().__init__()
+    self.workdir = pathlib.Path(workdir)
+    self.experiment = experiment
+    self.backup_path = pathlib.Path(backup_path)
+    self.chief = chief
+    self.state = dict(state)
+    self.started = started
+    self.seconds_before = float(state.get("train_seconds", 0.0))
+    self._plain = None
+
+  def _save_plain(self, name: str):
+    if self._plain is None:
+      self._plain = FGRN(self.experiment.model)  # no optimizer: small files for inference
+    self._plain.set_weights(self.model.get_weights())
+    save_weights(self._plain, self.workdir / name)
+
+  def on_epoch_end(self, epoch, logs=None):
+    logs = logs or {}
+    if not _finite(logs):
+      return  # never overwrite good weights with diverged ones
+    step = current_step(self.model)
+    val = logs.get("val_psnr")
+    best = self.state.get("best_val_psnr")
+    if self.chief:
+      if val is not None and (best is None or val > best):
+        self._save_plain(wd.BEST_WEIGHTS)
+        self.state.update(best_val_psnr=val, best_step=step)
+      self._save_plain(wd.LAST_WEIGHTS)
+    save_weights(self.model, self.backup_path)
+    if self.chief:
+      self.state.update(
+          step=step, epoch=epoch + 1, last_val_psnr=val, last_val_lr_psnr=logs.get("val_lr_psnr"),
+          train_seconds=self.seconds_before + time.time() - self.started,
+          complete=step >= self.experiment.train.steps)
+      wd.write_state(self.workdir, self.state)
+
+
+class Summaries(keras.callbacks.Callback):
+  """TensorBoard: every log (loss terms, log-det, gradient norm, validation PSNRs) and the
+  learning rate each epoch, and the first validation image's HR, LR from F, bicubic LR and
+  reconstruction."""
+
+  def __init__(self, logdir, validation: Validation | None):
+    super().__init__()
+    self.writer = tf.summary.create_file_writer(str(logdir))
+    self.validation = validation
+
+  def on_epoch_end(self, epoch, logs=None):
+    step = current_step(self.model)
+    opt = self.model.optimizer
+    with self.writer.as_default(step=step):
+      for name, value in (logs or {}).items():
+        tag = name[4:] if name.startswith("val_") else name
+        tf.summary.scalar(f"{'val' if name.startswith('val_') else 'train'}/{tag}",
+                          _scalar(value))
+      tf.summary.scalar("train/learning_rate", float(opt.learning_rate))
+      if self.validation is not None and self.validation.last is not None:
+        for tag, image in zip(("hr", "lr_from_flow", "lr_bicubic", "reconstruction"),
+                              self.validation.last, strict=True):
+          tf.summary.image(f"images/{tag}", image, max_outputs=1)
+    self.writer.flush()
+
+
+class TrainProgress(keras.callbacks.Callback):
+  """The progress bar of `fgrn_tf.progress` over the steps (steps/s, ETA, loss), and a line
+  per epoch with the validation PSNRs. Off a terminal a bar line comes every `every_seconds`."""
+
+  def __init__(self, total_steps: int, stream, every_seconds: float = 60.0):
+    super().__init__()
+    self.total, self.stream, self.every = total_steps, stream, every_seconds
+    self.bar = None
+
+  def on_train_begin(self, logs=None):
+    self.bar = Progress(self.total, "step", "steps/s", self.stream, every_seconds=self.every)
+    self.bar.done = current_step(self.model)  # a resumed run: the rate counts this sitting only
+
+  def _status(self, logs) -> str:
+    rate = self.bar.rate()
+    eta = (self.total - self.bar.done) / rate if rate > 0 else float("nan")
+    loss = _scalar(logs["loss"]) if logs and "loss" in logs else float("nan")
+    return f"ETA {format_duration(eta)}  loss {loss:.4f}"
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.bar.advance(note=self._status(logs))
+
+  def on_epoch_end(self, epoch, logs=None):
+    extra = ""
+    if logs and "val_psnr" in logs:
+      extra = (f"  val PSNR {logs['val_psnr']:.2f} dB  LR vs bicubic "
+               f"{logs['val_lr_psnr']:.2f} dB")
+    self.bar.clear()
+    print(f"step {self.bar.done}/{self.total}  {self.bar.rate():.2f} steps/s  "
+          f"{self._status(logs)}{extra}  (backed up)", file=self.stream, flush=True)
+
+  def on_train_end(self, logs=None):
+    self.bar.close()

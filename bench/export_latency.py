@@ -1,13 +1,14 @@
 """Exported FGRN artifacts: size on disk, agreement with Keras on Set5, latency at 1 and 2 threads.
 
-For each scale, exports a model with every format (`fgrn_tf.export`; the manifest gives
-the sizes and the round-trip PSNR of each artifact against Keras on whole Set5 images;
-full-integer int8 is kept whatever its quality, to be measured), then times the downscale of
-an N x N HR image and the upscale of its N/s x N/s LR with Keras, the SavedModel and each
-.tflite pair, in one fresh process per thread count (TensorFlow fixes its thread pools when it
-starts; the LiteRT interpreter gets `num_threads`). The model is the shipped one
-(models/fgrn_x<s>/) when there is one, else the paper-sized network with untrained weights:
-latency does not depend on the weights, agreement does.
+For each scale, exports a model with every format (`fgrn_tf.export`; the manifest gives the
+sizes and the round-trip PSNR of each artifact against Keras on whole Set5 images, from
+--check_dir or $FGRN_DATA_ROOT, else on the built-in photos; full-integer int8 is kept whatever
+its quality, to be measured), then times the downscale of an N x N HR image and the upscale of
+its N/s x N/s LR with Keras, the SavedModel and each .tflite pair, in one fresh process per
+thread count (TensorFlow fixes its thread pools when it starts; the LiteRT interpreter gets
+`num_threads`). The model is the shipped one (models/fgrn_x<s>/) when there is one, else the
+paper-sized network with untrained weights: latency does not depend on the weights, agreement
+does.
 
   python -m bench.export_latency                          # x2 and x4; 256, 512 and 1024
   python -m bench.export_latency --scales 2 --workdir RUN # a trained run instead
@@ -26,7 +27,6 @@ from bench import common
 from fgrn_tf import files
 
 QUICK_HR_SIDE = 64
-SET5 = common.ROOT.parent / "shared" / "datasets" / "Set5"
 
 
 def _model(args, scale: int):
@@ -56,19 +56,31 @@ def _relative(path) -> str:
   return str(path.relative_to(common.ROOT)) if path.is_relative_to(common.ROOT) else str(path)
 
 
+def _check_files(check_dir: str | None) -> list[str]:
+  """The agreement check's images: `check_dir`, else Set5 under `$FGRN_DATA_ROOT`, else the
+  built-in photos, so that the script runs without a data folder (the recorded runs used Set5:
+  other images give other agreement figures, the report names the ones used)."""
+  from fgrn_tf.data import defaults
+  from fgrn_tf.data.images import list_images
+  from fgrn_tf.eval_inputs import default_data_root
+
+  root = default_data_root()
+  if not check_dir and root is not None and (root / "Set5").is_dir():
+    check_dir = str(root / "Set5")
+  return list_images(check_dir) if check_dir else defaults.default_image_files()
+
+
 def export_all(args, scale: int, out: pathlib.Path) -> dict:
   """Exports every format to `out/export` and saves the weights as a workdir `out/workdir`."""
   from fgrn_tf import config, workdir
-  from fgrn_tf.data.images import list_images
   from fgrn_tf.export import export_lib, inputs
 
   model, description = _model(args, scale)
   wd = out / "workdir"
   workdir.write_experiment(wd, config.Experiment(model.model_config, config.TrainConfig()))
   model.save_weights(wd / workdir.BEST_WEIGHTS)
-  check_dir = pathlib.Path(args.check_dir)
   crop = QUICK_HR_SIDE if args.quick else 0
-  check = inputs.load_check_images(list_images(check_dir), model.scale, crop=crop)
+  check = inputs.load_check_images(_check_files(args.check_dir), model.scale, crop=crop)
   manifest = export_lib.export(model, out / "export", check, overwrite=True,
                                max_int8_full_drop=float("inf"),
                                log=lambda m: common.progress("export", m))
@@ -118,7 +130,8 @@ def main(argv=None) -> int:
   parser.add_argument("--sizes", default="256,512,1024", help="HR sides to time")
   parser.add_argument("--workdir", help="a trained workdir, with one --scales (default: the "
                                         "shipped model, else untrained weights)")
-  parser.add_argument("--check_dir", default=str(SET5), help="images for the agreement check")
+  parser.add_argument("--check_dir", help="images for the agreement check (default: Set5 under "
+                                          "$FGRN_DATA_ROOT, else the built-in photos)")
   parser.add_argument("--threads", default="1,2", help="thread counts to time")
   parser.add_argument("--runs", type=int, default=3, help="timed runs per measurement")
   parser.add_argument("--out",

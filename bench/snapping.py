@@ -5,7 +5,7 @@ quantized LR, so F^-1(lr) is near x but not on the grid. This prints, for a trai
 set of images, how often rounding F^-1(lr) recovers x exactly, and the HR PSNR (RGB, 0..255)
 with and without snapping.
 
-  python -m bench.snapping --model runs/quick --images ../shared/datasets/Set5
+  python -m bench.snapping --model runs/quick --images "$FGRN_DATA_ROOT/Set5"
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from fgrn_tf import files
 from fgrn_tf.backends import MissingHalfError
+from fgrn_tf.codecs import Codec
 from fgrn_tf.data import images
 from fgrn_tf.errors import UsageError, one_line, os_reason
 from fgrn_tf.metrics.strips import image_quality
@@ -53,6 +54,7 @@ class Result:
   error: str | None = None
   psnr: float | None = None
   ssim: float | None = None
+  lr_bytes: int | None = None  # the LR as stored (PNG or the --codec's format)
   seconds: float = 0.0
 
 
@@ -100,13 +102,18 @@ def collect_inputs(inputs: Sequence[str]) -> tuple[list[Job], list[Result]]:
   return jobs, failures
 
 
-def output_targets(command: str, job: Job, out_dir=None, lr_dir=None
-                   ) -> list[tuple[str, pathlib.Path]]:
-  """(kind, path) of each file `command` writes for a job: kind "HR" or "LR", in write order."""
+def output_targets(command: str, job: Job, out_dir=None, lr_dir=None,
+                   codec: Codec | None = None) -> list[tuple[str, pathlib.Path]]:
+  """(kind, path) of each file `command` writes for a job: kind "HR" or "LR", in write order.
+
+  An LR stored with a lossy `codec` takes the codec's extension (photo.png -> photo.jpg)."""
+  lr_name = job.name if codec is None or codec.lossless else \
+      str(pathlib.Path(job.name).with_suffix(codec.extension))
   kind = "LR" if command == "downscale" else "HR"
-  targets = [] if out_dir is None else [(kind, pathlib.Path(out_dir) / job.name)]
+  name = lr_name if command == "downscale" else job.name
+  targets = [] if out_dir is None else [(kind, pathlib.Path(out_dir) / name)]
   if command == "roundtrip" and lr_dir is not None:
-    targets.append(("LR", pathlib.Path(lr_dir) / job.name))
+    targets.append(("LR", pathlib.Path(lr_dir) / lr_name))
   return targets
 
 
@@ -115,7 +122,8 @@ def _same_path_key(path: pathlib.Path) -> str:
   return os.path.normcase(os.path.realpath(path))
 
 
-def check_targets(command: str, jobs: Sequence[Job], out_dir=None, lr_dir=None) -> None:
+def check_targets(command: str, jobs: Sequence[Job], out_dir=None, lr_dir=None,
+                  codec: Codec | None = None) -> None:
   """Raises TargetClash when two outputs of the run would be one file (the second would silently
   replace the first, or be refused half way through the run).
 
@@ -125,7 +133,7 @@ def check_targets(command: str, jobs: Sequence[Job], out_dir=None, lr_dir=None) 
   first: dict[str, tuple[str, Job]] = {}
   clashes: list[str] = []
   for job in jobs:
-    for kind, target in output_targets(command, job, out_dir, lr_dir):
+    for kind, target in output_targets(command, job, out_dir, lr_dir, codec):
       key = _same_path_key(target)
       if key not in first:
         first[key] = (kind, job)
@@ -200,12 +208,12 @@ def _check_job_targets(targets: Sequence[pathlib.Path], inputs: set[pathlib.Path
 
 
 def preflight(command: str, jobs: Sequence[Job], out_dir=None, lr_dir=None,
-              overwrite: bool = False, scale: int | None = None
+              overwrite: bool = False, scale: int | None = None, codec: Codec | None = None
               ) -> tuple[list[Job], list[Result]]:
   """What can be refused before a model is loaded, for the whole run and for each file.
 
   Args:
-    command, jobs, out_dir, lr_dir, overwrite: as for `rescale_files`.
+    command, jobs, out_dir, lr_dir, overwrite, codec: as for `rescale_files`.
     scale: the model's scale where it is known before loading; `upscale` then refuses the LR
       files that record another one.
 
@@ -217,7 +225,7 @@ def preflight(command: str, jobs: Sequence[Job], out_dir=None, lr_dir=None,
   Raises:
     TargetClash: two outputs would be one file (see `check_targets`).
   """
-  check_targets(command, jobs, out_dir, lr_dir)
+  check_targets(command, jobs, out_dir, lr_dir, codec)
   inputs = {job.source.resolve() for job in jobs}
   passed, failures = [], []
   for job in jobs:
@@ -226,8 +234,8 @@ def preflight(command: str, jobs: Sequence[Job], out_dir=None, lr_dir=None,
       refusal = scale_mismatch(job.source, scale) if command == "upscale" and scale else None
       if refusal:
         raise _Skip(refusal)
-      _check_job_targets([t for _, t in output_targets(command, job, out_dir, lr_dir)], inputs,
-                         job.source, overwrite)
+      _check_job_targets([t for _, t in output_targets(command, job, out_dir, lr_dir, codec)],
+                         inputs, job.source, overwrite)
     except (_Skip, images.ImageError) as e:
       failures.append(Result(job.source, error=str(e)))
     else:
@@ -290,29 +298,38 @@ def _write_all(outputs: Sequence[tuple[pathlib.Path, bytes]], source: pathlib.Pa
 
 
 def _outputs(command: str, backend, picture: Picture, result: Result, out_target, lr_target,
-             tile: int, metrics: bool, on_tile) -> list[tuple[pathlib.Path, bytes]]:
+             tile: int, metrics: bool, on_tile, codec: Codec | None = None
+             ) -> list[tuple[pathlib.Path, bytes]]:
   """The encoded files of one job, computed before anything is written (a file that cannot be
-  encoded leaves none); fills in the result's PSNR/SSIM for a roundtrip with `metrics`."""
+  encoded leaves none); fills in the result's PSNR/SSIM for a roundtrip with `metrics`, and
+  the LR's encoded size."""
   s = backend.scale
-  if command == "downscale":
-    outputs = [(out_target, downscale_picture(backend, picture, tile, on_tile), s)]
-  elif command == "upscale":
-    outputs = [(out_target, upscale_picture(backend, picture, tile, on_tile), None)]
+  lossy = codec is not None and not codec.lossless
+  if command == "upscale":
+    return [(out_target, encode_picture(out_target, upscale_picture(backend, picture, tile,
+                                                                    on_tile)))]
+  lr = downscale_picture(backend, picture, tile, on_tile)
+  # The LR as its file would hold it: a gray LR is stored (and read back) with one channel.
+  lr = dataclasses.replace(lr, rgb=lr.rgb8_as_written())
+  if lossy:  # what the codec keeps (colour, 8 bits) is what the receiver upscales
+    lr_data = codec.encode(lr.rgb)
+    lr = dataclasses.replace(lr, rgb=codec.decode(lr_data), alpha=None, bit_depth=8)
   else:
-    lr = downscale_picture(backend, picture, tile, on_tile)
-    # The LR as its file would hold it: a gray LR is stored (and read back) with one channel.
-    lr = dataclasses.replace(lr, rgb=lr.rgb8_as_written())
-    sr = upscale_picture(backend, lr, tile, on_tile)
-    if metrics:
-      result.psnr, result.ssim = image_quality(picture.rgb8_as_written(), sr.rgb8_as_written(), s)
-    outputs = [(out_target, sr, None), (lr_target, lr, s)]
-  return [(target, encode_picture(target, out, record))
-          for target, out, record in outputs if target is not None]
+    lr_data = encode_picture(lr_target or out_target or pathlib.Path("lr.png"), lr, s)
+  result.lr_bytes = len(lr_data)
+  if command == "downscale":
+    return [(out_target, lr_data)]
+  sr = upscale_picture(backend, lr, tile, on_tile)
+  if metrics:
+    result.psnr, result.ssim = image_quality(picture.rgb8_as_written(), sr.rgb8_as_written(), s)
+  outputs = [] if out_target is None else [(out_target, encode_picture(out_target, sr))]
+  return outputs + ([] if lr_target is None else [(lr_target, lr_data)])
 
 
 def rescale_files(command: str, backend, jobs: Sequence[Job], out_dir=None, lr_dir=None,
                   tile: int = DEFAULT_TILE, overwrite: bool = False, metrics: bool = True,
-                  on_tile: Callable[[int, int], None] | None = None) -> Iterator[Result]:
+                  on_tile: Callable[[int, int], None] | None = None,
+                  codec: Codec | None = None) -> Iterator[Result]:
   """Runs `command` on each job and yields its Result; a failing file does not stop the rest.
 
   Args:
@@ -323,6 +340,9 @@ def rescale_files(command: str, backend, jobs: Sequence[Job], out_dir=None, lr_d
     tile: largest HR window the network sees (0: whole images).
     overwrite: replace existing outputs (never inputs).
     on_tile: progress inside an image, called with (tiles done, tiles in all).
+    codec: how downscale and roundtrip store the LR (`fgrn_tf.codecs`; None or PNG: lossless,
+      recording the HR size). A lossy one writes its own format (photo.jpg), and roundtrip
+      upscales the decoded LR, as a receiver would. JPEG keeps no alpha and no HR size.
 
   Raises:
     TargetClash: before the first result, when two outputs would be one file.
@@ -330,16 +350,16 @@ def rescale_files(command: str, backend, jobs: Sequence[Job], out_dir=None, lr_d
   """
   if command not in COMMANDS:
     raise ValueError(f"unknown command {command!r}; expected one of {COMMANDS}")
-  check_targets(command, jobs, out_dir, lr_dir)
+  check_targets(command, jobs, out_dir, lr_dir, codec)
   inputs = {job.source.resolve() for job in jobs}
   for job in jobs:
     start = time.perf_counter()
     result = Result(job.source)
     try:
-      out_target = None if out_dir is None else pathlib.Path(out_dir) / job.name
-      lr_target = pathlib.Path(lr_dir) / job.name if command == "roundtrip" and lr_dir else None
-      _check_job_targets([t for _, t in output_targets(command, job, out_dir, lr_dir)], inputs,
-                         job.source, overwrite)
+      targets = dict(output_targets(command, job, out_dir, lr_dir, codec))
+      out_target = targets.get("LR" if command == "downscale" else "HR")
+      lr_target = targets.get("LR") if command == "roundtrip" else None
+      _check_job_targets(list(targets.values()), inputs, job.source, overwrite)
       refusal = scale_mismatch(job.source, backend.scale) if command == "upscale" else None
       if refusal:
         raise _Skip(refusal)
@@ -349,7 +369,7 @@ def rescale_files(command: str, backend, jobs: Sequence[Job], out_dir=None, lr_d
         raise _Skip(f"{job.source}: cannot read ({os_reason(e)})") from None
       try:
         encoded = _outputs(command, backend, picture, result, out_target, lr_target, tile,
-                           metrics, on_tile)
+                           metrics, on_tile, codec)
       except MissingHalfError:
         raise  # a .tflite half asked for the other half: no file can succeed, stop here
       except images.ImageError:

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from fgrn_tf.data import images
 from fgrn_tf.errors import FGRNError
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 DATA_ROOT_ENV = "FGRN_DATA_ROOT"
 METHODS = ("bicubic", "fgrn")
 
@@ -33,12 +32,9 @@ class Dataset:
 
 
 def default_data_root() -> pathlib.Path | None:
-  """`$FGRN_DATA_ROOT`, else ../shared/datasets beside the repo when it exists, else None."""
+  """`$FGRN_DATA_ROOT`, else None: datasets are the user's, so there is no guessed location."""
   env = os.environ.get(DATA_ROOT_ENV)
-  if env:
-    return pathlib.Path(env)
-  default = REPO.parent / "shared" / "datasets"
-  return default if default.is_dir() else None
+  return pathlib.Path(env) if env else None
 
 
 def resolve_datasets(specs: Sequence[str], data_root=None) -> list[Dataset]:
@@ -68,8 +64,12 @@ def resolve_datasets(specs: Sequence[str], data_root=None) -> list[Dataset]:
     path = next((p for p in looked if p.is_dir()), None)
     if path is None:
       where = " or ".join(str(p) for p in looked)
-      hint = "" if root is not None else (
-          f" (no data root: pass --data_root or set {DATA_ROOT_ENV})")
+      if as_path.is_absolute():
+        hint = ""
+      elif root is None:
+        hint = f" (no data root: pass --data_root or set {DATA_ROOT_ENV})"
+      else:
+        hint = f" (pass --data_root or set {DATA_ROOT_ENV} to the folder that holds it)"
       raise EvalError(f"dataset {spec!r} not found: no folder {where}{hint}")
     try:
       files = images.list_images(path)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from fgrn_tf import codecs as codec_lib
 from fgrn_tf import eval_inputs, eval_outputs, eval_report
 from fgrn_tf.data import images
 from fgrn_tf.errors import one_line
@@ -113,11 +114,16 @@ def evaluate_image(hr: np.ndarray, method: Method, scale: int, bicubic_lr: np.nd
   y_hr = crop_border(rgb_to_y(hr), scale)
   y_sr = crop_border(rgb_to_y(sr), scale)
   y_lr = _y8(lr)
+  lr_bytes = len(codec_lib.PNG.encode(lr))
   record = {
     "psnr": psnr(y_hr, y_sr),
     "ssim": ssim(y_hr, y_sr),
     "lr_psnr": psnr_y(lr, bicubic_lr, 0),
+    # Y hides colour speckle in an LR that RGB shows (a shipped x2 LR: 42 dB Y, 36 dB RGB).
+    "lr_psnr_rgb": psnr(lr.astype(np.float64), bicubic_lr.astype(np.float64)),
     "piqe": piqe(y_lr),
+    "lr_bytes": lr_bytes,
+    "bpp": codec_lib.bits_per_pixel(lr_bytes, hr.shape[0], hr.shape[1]),
   }
   if niqe_params is not None:
     result = niqe(y_lr, niqe_params)
@@ -127,6 +133,30 @@ def evaluate_image(hr: np.ndarray, method: Method, scale: int, bicubic_lr: np.nd
   return record, lr, sr
 
 
+def evaluate_through_codec(hr: np.ndarray, method: Method, scale: int, lr: np.ndarray,
+                           codec: codec_lib.Codec) -> dict:
+  """The round trip when the LR is stored with `codec` between downscale and upscale.
+
+  Args:
+    hr: uint8 `[H, W, 3]`, H and W multiples of `scale`.
+    method: its `upscale` is applied to the decoded LR.
+    scale: the scale (border of the Y metrics).
+    lr: the method's uint8 LR of `hr`.
+    codec: the real encoder and decoder (`fgrn_tf.codecs`).
+
+  Returns:
+    Record of psnr, ssim (Y of the reconstruction), lr_bytes (the encoded LR), bpp (its bits
+    per HR pixel) and lr_codec_psnr (Y PSNR of the decoded LR against the LR sent).
+  """
+  decoded, size = codec.roundtrip(lr)
+  sr = method.upscale(decoded)
+  y_hr = crop_border(rgb_to_y(hr), scale)
+  y_sr = crop_border(rgb_to_y(sr), scale)
+  return {"psnr": psnr(y_hr, y_sr), "ssim": ssim(y_hr, y_sr), "lr_bytes": size,
+          "bpp": codec_lib.bits_per_pixel(size, hr.shape[0], hr.shape[1]),
+          "lr_codec_psnr": psnr_y(decoded, lr, 0)}
+
+
 def _mean(values):
   values = [v for v in values if v is not None]
   if not values:
@@ -134,12 +164,21 @@ def _mean(values):
   return float(np.mean(values))
 
 
+def _rate(records: list[dict]) -> dict:
+  """Bytes of the dataset's LRs and their bits per HR pixel (all bits over all pixels)."""
+  size = sum(r["lr_bytes"] for r in records)
+  pixels = sum(r["size"][0] * r["size"][1] for r in records)
+  return {"lr_bytes": size, "bpp": 8.0 * size / pixels if pixels else None}
+
+
 def _summary(records: list[dict], niqe_on: bool) -> dict:
   out = {"images": len(records),
          "psnr": _mean([r["psnr"] for r in records]),
          "ssim": _mean([r["ssim"] for r in records]),
          "lr_psnr": _mean([r["lr_psnr"] for r in records]),
-         "piqe": _mean([r["piqe"] for r in records])}
+         "lr_psnr_rgb": _mean([r["lr_psnr_rgb"] for r in records]),
+         "piqe": _mean([r["piqe"] for r in records]),
+         **_rate(records)}
   if niqe_on:
     defined = [r["niqe"] for r in records if r["niqe"] is not None]
     out["niqe"] = _mean(defined)
@@ -162,9 +201,12 @@ def _read_hr(path: str, scale: int) -> tuple[np.ndarray | None, str | None]:
 
 
 def _evaluate_dataset(ds: Dataset, names: list[str], runners: dict[str, Method], scale: int,
-                      params: NiqeParams | None, progress: bool):
-  """(results.json entry of `ds`, figure PNG bytes or None): every method on every image."""
+                      params: NiqeParams | None, progress: bool,
+                      lossy: Sequence[codec_lib.Codec] = ()):
+  """(results.json entry of `ds`, figure PNG bytes or None): every method on every image,
+  with the LR kept lossless and through each of the `lossy` codecs."""
   records = {n: [] for n in names}
+  through = {c.spec: {n: [] for n in names} for c in lossy}
   skipped = []
   figure_data = None
   bic = runners["bicubic"]
@@ -185,6 +227,9 @@ def _evaluate_dataset(ds: Dataset, names: list[str], runners: dict[str, Method],
                                       lr=bic_lr if n == "bicubic" else None)
       records[n].append({"name": name, "size": list(hr.shape[:2]), **record})
       outputs[n] = (lr, sr, record)
+      for codec in lossy:
+        through[codec.spec][n].append({"name": name, "size": list(hr.shape[:2]),
+                                       **evaluate_through_codec(hr, runners[n], scale, lr, codec)})
     if figure_data is None:
       if "bicubic" not in outputs:  # the figure always shows the bicubic baseline
         bic_sr = bic.upscale(bic_lr)
@@ -197,6 +242,13 @@ def _evaluate_dataset(ds: Dataset, names: list[str], runners: dict[str, Method],
            "evaluated": len(ds.files) - len(skipped), "skipped": skipped, "methods": {}}
   for n in names:
     entry["methods"][n] = {**_summary(records[n], params is not None), "per_image": records[n]}
+  if lossy:
+    entry["codecs"] = {
+        spec: {n: {"images": len(rs), "psnr": _mean([r["psnr"] for r in rs]),
+                   "ssim": _mean([r["ssim"] for r in rs]), **_rate(rs),
+                   "lr_codec_psnr": _mean([r["lr_codec_psnr"] for r in rs]), "per_image": rs}
+               for n, rs in by_method.items()}
+        for spec, by_method in through.items()}
   figure = None
   if figure_data is not None:
     figure = eval_report.render_figure(*figure_data, scale=scale)
@@ -204,12 +256,36 @@ def _evaluate_dataset(ds: Dataset, names: list[str], runners: dict[str, Method],
   return entry, figure
 
 
+ROW_FIELDS = ("psnr", "ssim", "lr_bytes", "bpp", "lr_psnr", "lr_psnr_rgb", "piqe", "niqe")
+
+
+def result_rows(results: dict) -> list[dict]:
+  """One flat row per dataset x method x codec (the codecs in the order asked)."""
+  rows = []
+  for name, entry in results["datasets"].items():
+    lossless = entry["methods"]
+    for spec in results["codecs"]:
+      table = lossless if spec == "png" else entry.get("codecs", {}).get(spec, {})
+      for method, m in table.items():
+        row = {"dataset": name, "method": method, "codec": spec, "images": m["images"]}
+        for field in ROW_FIELDS:  # the LR's own figures come from the lossless LR
+          value = m.get(field, lossless.get(method, {}).get(field))
+          if value is not None:
+            row[field] = value
+        rows.append(row)
+  return rows
+
+
 def _protocol(scale: int, niqe_on: bool) -> dict:
   return {
     "hr": f"mod-cropped to multiples of {scale}",
     "psnr_ssim": f"Y (BT.601, 16..235, float64, unrounded), {scale}-px border dropped; "
                  "SSIM 11x11 Gaussian sigma 1.5, K1 0.01, K2 0.03, valid-region mean",
-    "lr_psnr": "Y PSNR of the method's LR against the MATLAB-bicubic LR, no border dropped",
+    "lr_psnr": "Y PSNR of the method's LR against the MATLAB-bicubic LR, no border dropped "
+               "(lr_psnr_rgb: the same over the RGB channels)",
+    "codecs": "the LR through OpenCV's encoder and decoder (JPEG: libjpeg-turbo, 4:2:0; "
+              "WebP: libwebp; PNG: lossless) before the upscale; lr_bytes = encoded LR, "
+              "bpp = its bits per HR pixel (dataset: all bits over all HR pixels)",
     "niqe": "MATLAB niqe on the rounded Y of the LR; null when undefined (see reason)"
             if niqe_on else "not computed",
     "piqe": "MATLAB piqe on the rounded Y of the LR",
@@ -218,7 +294,7 @@ def _protocol(scale: int, niqe_on: bool) -> dict:
 
 def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output_dir,
              model=None, data_root=None, niqe_params=None, progress: bool = True,
-             overwrite: bool = False) -> dict:
+             overwrite: bool = False, codecs: str | Sequence[str] = ("png",)) -> dict:
   """Evaluates methods on datasets and writes results.json, results.md and figures.
 
   Args:
@@ -233,6 +309,11 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
     niqe_params: path of the NIQE pristine model, None for the default, or "none" to skip NIQE.
     progress: draw a progress bar on stderr.
     overwrite: replace results.json, results.md and figures already in `output_dir`.
+    codecs: how the LR is stored between downscale and upscale (`fgrn_tf.codecs` specs:
+      "png", "jpeg:90", "webp:90", ...). Each dataset's "methods" always holds the lossless
+      results (the paper's protocol, with every metric, and the LR's own figures); each lossy
+      codec adds a "codecs"[spec] entry; "rows" lists the codecs asked for, one row per
+      dataset x method x codec.
 
   Returns:
     The results dict also written to results.json.
@@ -243,6 +324,8 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
   if not isinstance(scale, int) or scale < 2:
     raise EvalError(f"--scale must be an integer >= 2, got {scale!r}")
   names = eval_inputs.parse_methods(methods)
+  chosen = codec_lib.parse_list(codecs)
+  lossy = [c for c in chosen if not c.lossless]
   output_dir = eval_outputs.check_output_dir(output_dir)
   sets = eval_inputs.resolve_datasets(datasets, data_root)
   eval_outputs.check_outputs(output_dir, sets, scale, overwrite)
@@ -260,15 +343,17 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
     "scale": scale,
     "methods": names,
     "model": (str(model or shipped.default_model_path(scale)) if "fgrn" in names else None),
+    "codecs": [c.spec for c in chosen],
     "protocol": _protocol(scale, params is not None),
     "datasets": {},
   }
   figures: dict[str, bytes] = {}  # written with the results, once everything has run
   for ds in sets:
-    entry, figure = _evaluate_dataset(ds, names, runners, scale, params, progress)
+    entry, figure = _evaluate_dataset(ds, names, runners, scale, params, progress, lossy)
     results["datasets"][ds.name] = entry
     if figure is not None:
       figures[entry["figure"]] = figure
+  results["rows"] = result_rows(results)
   # results.json last: when it is there, so is everything it names.
   eval_outputs.write_outputs(output_dir, {
       **figures, eval_outputs.RESULTS_MD: eval_report.render_markdown(results).encode(),

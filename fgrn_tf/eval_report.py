@@ -127,10 +127,28 @@ def render_markdown(results: dict) -> str:
          "96-px block). The paper's values come from another implementation; compare methods "
          "within one table.", ""]
 
-  md += [f"## LR PSNR (dB) against the bicubic LR (Y, no border), x{scale}", ""]
-  rows = [[DISPLAY[n]] + [_fmt(data[s]["methods"][n]["lr_psnr"], 2) for s in sets]
+  md += [f"## LR PSNR (dB) against the bicubic LR, Y / RGB (no border), x{scale}", ""]
+  rows = [[DISPLAY[n]] + [f"{_fmt(data[s]['methods'][n]['lr_psnr'], 2)} / "
+                          f"{_fmt(data[s]['methods'][n].get('lr_psnr_rgb'), 2)}" for s in sets]
           for n in names]
-  md += _table(["Method"] + columns, rows) + [""]
+  md += _table(["Method"] + columns, rows)
+  md += ["", "Y alone hides colour speckle in an LR; the RGB figure shows it.", ""]
+
+  lossy = [c for c in results.get("codecs", ["png"]) if c != "png"]
+  if lossy or results.get("codecs", ["png"]) != ["png"]:
+    md += [f"## Through codecs: Y PSNR (dB) of the round trip / bits per HR pixel of the LR, "
+           f"x{scale}", "",
+           "The LR goes through OpenCV's encoder and decoder (JPEG: libjpeg-turbo, 4:2:0 "
+           "chroma; WebP: libwebp; PNG: lossless) before the upscale.", ""]
+    rows = []
+    for codec in results["codecs"]:
+      for n in names:
+        cells = []
+        for s in sets:
+          m = (data[s]["methods"] if codec == "png" else data[s]["codecs"][codec])[n]
+          cells.append(f"{_fmt(m['psnr'], 2)} / {_fmt(m.get('bpp'), 2)}")
+        rows.append([f"{DISPLAY[n]}, LR as {codec}"] + cells)
+    md += _table(["Method"] + columns, rows) + [""]
 
   md += ["## Images", ""]
   for s in sets:
@@ -170,7 +188,10 @@ def render_figure(image_name: str, hr: np.ndarray, outputs: dict, scale: int) ->
   from matplotlib.figure import Figure
 
   top, left, side = _crop_box(hr.shape[0], hr.shape[1], scale)
-  lt, ll, ls = top // scale, left // scale, side // scale
+  # The LR panels show a quarter of the panel's width in LR pixels: each LR pixel is drawn
+  # about 4x larger than the HR crop's (no interpolation), so colour speckle is visible.
+  ls = max(8, side // 4)
+  lt, ll = top // scale + (side // scale - ls) // 2, left // scale + (side // scale - ls) // 2
   panels = [("HR", hr[top:top + side, left:left + side], "reference")]
   for n in ("bicubic", "fgrn"):
     if n in outputs:
@@ -181,8 +202,10 @@ def render_figure(image_name: str, hr: np.ndarray, outputs: dict, scale: int) ->
     if n in outputs:
       lr, sr, rec = outputs[n]
       note = ("reference LR" if n == "bicubic"
-              else f"PSNR {_fmt(rec['lr_psnr'], 2)} dB vs bicubic LR")
-      panels.append((f"{DISPLAY[n]} LR (pixels x{scale})", lr[lt:lt + ls, ll:ll + ls], note))
+              else f"vs bicubic LR: Y {_fmt(rec['lr_psnr'], 2)}, "
+                   f"RGB {_fmt(rec.get('lr_psnr_rgb'), 2)} dB")
+      panels.append((f"{DISPLAY[n]} LR ({ls}x{ls} px, enlarged)", lr[lt:lt + ls, ll:ll + ls],
+                     note))
   fig = Figure(figsize=(2.6 * len(panels), 3.1), dpi=100)
   axes = fig.subplots(1, len(panels))
   for ax, (title, img, note) in zip(np.atleast_1d(axes), panels, strict=True):

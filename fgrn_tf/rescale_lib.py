@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from fgrn_tf import backends, batch, paper
+from fgrn_tf import backends, batch, codecs, paper
 from fgrn_tf.entry import EXIT_INTERRUPTED
 from fgrn_tf.errors import UsageError, one_line
 from fgrn_tf.models import receptive_field, shipped
@@ -163,7 +163,7 @@ def _error(message: str) -> None:
 
 def run(command: str, inputs: Sequence[str], model=None, scale: int | None = None,
         output_dir=None, lr_dir=None, tile: int = DEFAULT_TILE, overwrite: bool = False,
-        metrics: bool = True) -> int:
+        metrics: bool = True, codec: str | None = None) -> int:
   """Runs downscale, upscale or roundtrip on `inputs` and reports each file and the run.
 
   Checks everything that needs no model (flags, output folders, inputs, targets) and reports
@@ -178,6 +178,8 @@ def run(command: str, inputs: Sequence[str], model=None, scale: int | None = Non
     lr_dir: roundtrip only: where its LR images go.
     tile, overwrite: as for `batch.rescale_files`.
     metrics: roundtrip only: PSNR/SSIM of each image and their mean, on stdout.
+    codec: downscale and roundtrip: how the LR is stored (`fgrn_tf.codecs` spec, e.g.
+      "jpeg:90"; None: PNG). roundtrip upscales the decoded LR and reports its size.
 
   Returns:
     0, EXIT_FAILED when some file failed, or EXIT_INTERRUPTED.
@@ -187,6 +189,12 @@ def run(command: str, inputs: Sequence[str], model=None, scale: int | None = Non
   """
   start = time.perf_counter()
   check_options(command, inputs, output_dir, lr_dir, scale, tile, metrics)
+  if codec is not None and command == "upscale":
+    raise UsageError("--codec is for downscale and roundtrip (upscale reads any format)")
+  try:
+    chosen = None if codec is None else codecs.parse(codec)
+  except codecs.CodecError as e:
+    raise UsageError(f"--codec: {e}") from None
   path = model_path(model, scale)
   peeked = shipped.peek_model(path)
   if peeked is not None:
@@ -195,7 +203,7 @@ def run(command: str, inputs: Sequence[str], model=None, scale: int | None = Non
   jobs, failures = batch.collect_inputs(inputs)
   known = scale if scale is not None else peeked[0] if peeked else None
   jobs, refused = batch.preflight(command, jobs, output_dir, lr_dir, overwrite=overwrite,
-                                  scale=known)
+                                  scale=known, codec=chosen)
   failures += refused
   for f in failures:
     _error(f.error)
@@ -215,7 +223,7 @@ def run(command: str, inputs: Sequence[str], model=None, scale: int | None = Non
   interrupted = False
   try:
     it = batch.rescale_files(command, backend, jobs, output_dir, lr_dir, tile=tile,
-                             overwrite=overwrite, metrics=metrics, on_tile=on_tile)
+                             overwrite=overwrite, metrics=metrics, on_tile=on_tile, codec=chosen)
     for job in jobs:
       current = str(job.source)
       progress.update(current)
@@ -225,7 +233,8 @@ def run(command: str, inputs: Sequence[str], model=None, scale: int | None = Non
       if result.error:
         _error(result.error)
       elif metrics:
-        print(f"{job.source}  {quality_text(result.psnr, result.ssim)}", flush=True)
+        rate = "" if chosen is None else f"  LR {chosen.spec} {result.lr_bytes} bytes"
+        print(f"{job.source}  {quality_text(result.psnr, result.ssim)}{rate}", flush=True)
       progress.advance(str(job.source), ok=not result.error)
   except KeyboardInterrupt:
     interrupted = True

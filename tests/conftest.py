@@ -1,4 +1,11 @@
-"""Shared test setup: quiet TF, paths to ../shared. (`fgrn_tf` is installed by setup.sh.)"""
+"""Shared test setup: quiet TF, and where the test data is. (`fgrn_tf` is installed by setup.sh.)
+
+The data is not part of the repository, so it is found through the environment only, and the
+tests that need it skip when it is not given (.ci/run sets all three):
+  FGRN_SHARED       a folder with reference/ (MATLAB values), datasets/ and metrics/;
+  FGRN_DATA_ROOT    the folder of named datasets (Set5/, Set14/); default $FGRN_SHARED/datasets;
+  FGRN_NIQE_PARAMS  niqe_pris_params.npz; default $FGRN_SHARED/metrics/niqe_pris_params.npz.
+"""
 
 import os
 import pathlib
@@ -11,11 +18,40 @@ tf_env.set_defaults()
 
 import pytest  # noqa: E402
 
-SHARED = pathlib.Path(os.environ.get("FGRN_SHARED", ROOT.parent / "shared"))
+
+def _env_path(name):
+  value = os.environ.get(name)
+  return pathlib.Path(value) if value else None
+
+
+def _given(path, unset, exists):
+  """`path` when `exists(path)`, else a skip: `unset` (which variable would give it) when no
+  variable is set, or the path that is not there."""
+  if path is None:
+    pytest.skip(unset)
+  if not exists(path):
+    pytest.skip(f"{path} not present")
+  return path
 
 
 @pytest.fixture(scope="session")
 def shared_dir():
-  if not SHARED.is_dir():
-    pytest.skip(f"{SHARED} not present")
-  return SHARED
+  """$FGRN_SHARED: the test data folder (reference/ is read from it directly)."""
+  return _given(_env_path("FGRN_SHARED"), "FGRN_SHARED not set", pathlib.Path.is_dir)
+
+
+@pytest.fixture(scope="session")
+def data_root():
+  """The folder of named datasets: $FGRN_DATA_ROOT, else $FGRN_SHARED/datasets."""
+  shared = _env_path("FGRN_SHARED")
+  path = _env_path("FGRN_DATA_ROOT") or (shared / "datasets" if shared else None)
+  return _given(path, "neither FGRN_DATA_ROOT nor FGRN_SHARED set", pathlib.Path.is_dir)
+
+
+@pytest.fixture(scope="session")
+def niqe_params_path():
+  """NIQE's pristine model: $FGRN_NIQE_PARAMS, else $FGRN_SHARED/metrics/niqe_pris_params.npz."""
+  shared = _env_path("FGRN_SHARED")
+  path = _env_path("FGRN_NIQE_PARAMS") or (
+      shared / "metrics" / "niqe_pris_params.npz" if shared else None)
+  return _given(path, "neither FGRN_NIQE_PARAMS nor FGRN_SHARED set", pathlib.Path.is_file)

@@ -380,3 +380,32 @@ def test_no_output_folder_is_left_when_every_file_fails(model_dir, inputs, tmp_p
                      output_dir=tmp_path / "new" / "hr", lr_dir=tmp_path / "new" / "lr")
   assert code == 1 and len(errors_of(err)) == 1
   assert not (tmp_path / "new").exists()
+
+
+def test_roundtrip_through_a_codec_upscales_the_decoded_lr_and_writes_its_file(
+    capsys, model_dir, inputs, tmp_path):
+  code, lossless, _ = run(capsys, "roundtrip", inputs / "odd.png", model=model_dir)
+  assert code == 0
+  code, out, _ = run(capsys, "roundtrip", inputs / "odd.png", model=model_dir,
+                     lr_dir=tmp_path / "lr", codec="jpeg:50")
+  assert code == 0 and "LR jpeg:50" in out and "bytes" in out
+  psnr = lambda text: float(text.split("PSNR ")[1].split()[0])  # noqa: E731
+  assert psnr(out) != psnr(lossless)  # the codec's loss reached the reconstruction
+  data = (tmp_path / "lr" / "odd.jpg").read_bytes()
+  assert data[:2] == b"\xff\xd8" and not (tmp_path / "lr" / "odd.png").exists()
+  assert f"{len(data)} bytes" in out
+
+
+def test_downscale_writes_the_codecs_format_and_refuses_bad_specs(capsys, model_dir, inputs,
+                                                                   tmp_path):
+  code, _, _ = run(capsys, "downscale", inputs / "odd.png", model=model_dir,
+                   output_dir=tmp_path / "o", codec="webp:80")
+  assert code == 0
+  assert (tmp_path / "o" / "odd.webp").read_bytes()[8:12] == b"WEBP"
+  for spec, word in (("jpeg:0", "1..100"), ("gif:5", "unknown codec"), ("jpeg", "quality")):
+    code, _, err = run(capsys, "downscale", inputs / "odd.png", model=model_dir,
+                       output_dir=tmp_path / "p", codec=spec)
+    assert code == 2 and word in refusal(err) and not (tmp_path / "p").exists()
+  code, _, err = run(capsys, "upscale", inputs / "odd.png", model=model_dir,
+                     output_dir=tmp_path / "q", codec="jpeg:90")
+  assert code == 2 and "--codec" in refusal(err)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from helpers import randomize_zero_convs
 
-from fgrn_tf import eval_lib, workdir
+from fgrn_tf import eval_inputs, eval_lib, workdir
 from fgrn_tf.config import preset
 from fgrn_tf.data.images import read_rgb8, write_image
 from fgrn_tf.metrics.psnr_ssim import mod_crop, psnr_y
@@ -67,10 +67,12 @@ def smoke_workdir(tmp_path_factory):
   return d
 
 
-def test_cli_bicubic_reproduces_published_set5_x2(shared_dir, tmp_path):
+def test_cli_bicubic_reproduces_published_set5_x2(data_root, niqe_params_path, tmp_path):
+  # Both found through the environment, as a user without the flags would give them.
   proc = _run_cli("--method", "bicubic", "--scale", "2", "--datasets", "Set5",
                   "--output_dir", str(tmp_path), "--noprogress",
-                  env={"FGRN_DATA_ROOT": str(shared_dir / "datasets")})
+                  env={"FGRN_DATA_ROOT": str(data_root),
+                       "FGRN_NIQE_PARAMS": str(niqe_params_path)})
   assert proc.returncode == 0, proc.stderr[-2000:]
   results = _strict_json(tmp_path / "results.json")
   m = results["datasets"]["Set5"]["methods"]["bicubic"]
@@ -84,9 +86,9 @@ def test_cli_bicubic_reproduces_published_set5_x2(shared_dir, tmp_path):
   assert (tmp_path / results["datasets"]["Set5"]["figure"]).stat().st_size > 10_000
 
 
-def test_bicubic_reproduces_published_set5_x4(shared_dir, tmp_path):
-  results = eval_lib.evaluate(["bicubic"], 4, ["Set5"], tmp_path,
-                              data_root=shared_dir / "datasets", progress=False)
+def test_bicubic_reproduces_published_set5_x4(data_root, niqe_params_path, tmp_path):
+  results = eval_lib.evaluate(["bicubic"], 4, ["Set5"], tmp_path, data_root=data_root,
+                              niqe_params=niqe_params_path, progress=False)
   m = results["datasets"]["Set5"]["methods"]["bicubic"]
   assert m["psnr"] == pytest.approx(28.42, abs=0.05)
   assert m["ssim"] == pytest.approx(0.8104, abs=0.001)
@@ -186,6 +188,14 @@ def test_cli_missing_dataset_is_one_line_and_nonzero(tmp_path):
   assert "Traceback" not in proc.stderr
   assert "NoSuchSet" in lines[-1] and str(tmp_path) in lines[-1]
   assert not (tmp_path / "out").exists()
+
+
+def test_named_dataset_without_a_data_root_says_how_to_give_one(tmp_path, monkeypatch):
+  # No guessed location (a data folder beside the checkout): the flag or the variable only.
+  monkeypatch.delenv("FGRN_DATA_ROOT", raising=False)
+  monkeypatch.chdir(tmp_path)  # nor a folder "Set5" here
+  with pytest.raises(eval_lib.EvalError, match=r"'Set5'.*pass --data_root or set FGRN_DATA_ROOT"):
+    eval_inputs.resolve_datasets(["Set5"])
 
 
 def test_unknown_method_is_refused(tiny_set, tmp_path):
@@ -290,12 +300,13 @@ def test_cli_output_dir_mistakes_give_one_line_and_leave_files_alone(tiny_set, t
 
 # ---- counts ------------------------------------------------------------------------------------
 
-def test_each_mean_is_over_the_images_it_says(tiny_set, tmp_path):
+def test_each_mean_is_over_the_images_it_says(tiny_set, niqe_params_path, tmp_path):
   data = tmp_path / "data"
   shutil.copytree(tiny_set, data)
   (data / "e_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
   write_image(data / "f_flat.png", np.full((40, 40, 3), 90, np.uint8))  # PSNR inf
-  results = eval_lib.evaluate(["bicubic"], 2, [str(data)], tmp_path / "out", progress=False)
+  results = eval_lib.evaluate(["bicubic"], 2, [str(data)], tmp_path / "out", progress=False,
+                              niqe_params=niqe_params_path)
   entry = results["datasets"]["data"]
   assert entry["files"] == 6 and entry["evaluated"] == 4 and len(entry["skipped"]) == 2
   m = entry["methods"]["bicubic"]

@@ -1,4 +1,5 @@
-"""MATLAB bicubic: the numpy port against ../shared/reference, and the TF ops against numpy."""
+"""MATLAB bicubic: the numpy port against MATLAB ($FGRN_SHARED/reference), and the TF ops
+against numpy."""
 
 import numpy as np
 import pytest

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from fgrn_tf.data.images import read_rgb8
-from fgrn_tf.metrics.niqe import _aggd, block_features, load_niqe_params, niqe
+from fgrn_tf.metrics.niqe import _aggd, block_features, default_params_path, load_niqe_params, niqe
 from fgrn_tf.metrics.psnr_ssim import rgb_to_y
 
 
 @pytest.fixture(scope="module")
-def params(shared_dir):
-  return load_niqe_params(shared_dir / "metrics" / "niqe_pris_params.npz")
+def params(niqe_params_path):
+  return load_niqe_params(niqe_params_path)
 
 
 def _texture(h, w, seed=0):
@@ -22,16 +22,16 @@ def _texture(h, w, seed=0):
   return np.clip(np.round(img), 0, 255)
 
 
-def test_baboon_matches_matlab_value(shared_dir, params):
+def test_baboon_matches_matlab_value(data_root, params):
   # BasicSR quotes MATLAB R2021a `niqe` on the Y of baboon.png: 5.72957338.
-  y = rgb_to_y(read_rgb8(shared_dir / "datasets" / "Set14" / "baboon.png"))
+  y = rgb_to_y(read_rgb8(data_root / "Set14" / "baboon.png"))
   result = niqe(y, params)
   assert result.defined and result.blocks == 25
   assert result.score == pytest.approx(5.72957338, abs=1e-3)
 
 
-def test_distortion_raises_the_score(shared_dir, params):
-  y = np.round(rgb_to_y(read_rgb8(shared_dir / "datasets" / "Set5" / "baby.png")))[:288, :288]
+def test_distortion_raises_the_score(data_root, params):
+  y = np.round(rgb_to_y(read_rgb8(data_root / "Set5" / "baby.png")))[:288, :288]
   clean = niqe(y, params).score
   noisy = niqe(np.clip(y + np.random.default_rng(0).normal(0, 20, y.shape), 0, 255), params).score
   assert clean < noisy
@@ -64,6 +64,14 @@ def test_aggd_recovers_gaussian_and_laplacian_shapes():
   assert beta_l == pytest.approx(2 * math.sqrt(2), rel=0.02)
   assert beta_r == pytest.approx(2 * math.sqrt(2), rel=0.02)
   assert _aggd(rng.laplace(0, 1.0, 200_000))[0] == pytest.approx(1.0, abs=0.05)
+
+
+def test_no_params_given_is_none_not_a_guessed_path(monkeypatch):
+  # The file is the user's: nothing beside the checkout is looked for.
+  monkeypatch.delenv("FGRN_NIQE_PARAMS", raising=False)
+  assert default_params_path() is None
+  with pytest.raises(FileNotFoundError, match="pass --niqe_params or set FGRN_NIQE_PARAMS"):
+    load_niqe_params()
 
 
 def test_missing_params_file_names_the_path(tmp_path):

@@ -31,9 +31,9 @@ def test_matches_pypiqe_on_synthetic_images(seed, h, w, noise):
   assert ours == pytest.approx(theirs, rel=1e-3)
 
 
-def test_matches_pypiqe_on_shared_images(shared_dir):
+def test_matches_pypiqe_on_shared_images(data_root):
   for path, channel in (("Set5/baby.png", 1), ("Set14/bridge.png", 0)):
-    img = read_rgb8(shared_dir / "datasets" / path)[:, :, channel]
+    img = read_rgb8(data_root / path)[:, :, channel]
     assert img.max() == 255
     assert piqe(img) == pytest.approx(pypiqe(img)[0], rel=1e-3), path
 
@@ -61,8 +61,8 @@ def test_flat_image_scores_100():
   assert piqe(np.full((64, 64), 90, np.uint8)) == 100.0
 
 
-def test_noise_scores_worse_on_a_photo(shared_dir):
-  clean = read_rgb8(shared_dir / "datasets" / "Set5" / "baby.png")[128:384, 128:384, 1]
+def test_noise_scores_worse_on_a_photo(data_root):
+  clean = read_rgb8(data_root / "Set5" / "baby.png")[128:384, 128:384, 1]
   rng = np.random.default_rng(0)
   noisy = np.clip(clean + rng.normal(0, 25, clean.shape), 0, 255).astype(np.uint8)
   assert piqe(noisy) > piqe(clean) + 10

@@ -94,11 +94,11 @@ def test_bad_shapes_are_refused():
 
 
 @pytest.mark.parametrize("scale", [2, 4])
-def test_set5_bicubic_baseline_matches_reference_values(shared_dir, scale):
+def test_set5_bicubic_baseline_matches_reference_values(shared_dir, data_root, scale):
   with np.load(shared_dir / "reference" / "matlab_bicubic_cases.npz") as ref:
     ref = {k: float(ref[k]) for k in ref.files if k.startswith(f"set5_x{scale}_")}
   for name in SET5:
-    hr = mod_crop(read_rgb8(shared_dir / "datasets" / "Set5" / f"{name}.png"), scale)
+    hr = mod_crop(read_rgb8(data_root / "Set5" / f"{name}.png"), scale)
     lr = np.clip(np.round(imresize_np(hr, 1 / scale)), 0, 255).astype(np.uint8)
     sr = np.clip(np.round(imresize_np(lr, scale)), 0, 255).astype(np.uint8)
     key = f"set5_x{scale}_{name}"

@@ -30,13 +30,17 @@ _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Where results.json, results.md and the figures are written.")
 _DATA_ROOT = flags.DEFINE_string(
     "data_root", None,
-    "Folder holding the named datasets. Default: $FGRN_DATA_ROOT, else ../shared/datasets "
-    "beside the repo when it exists.")
+    "Folder holding the named datasets (Set5/, Set14/, ...). Default: $FGRN_DATA_ROOT; with "
+    "neither, --datasets must be paths.")
 _NIQE_PARAMS = flags.DEFINE_string(
     "niqe_params", None,
     "NIQE pristine model (.npz with mu_pris_param, cov_pris_param, gaussian_window). "
-    "Default: $FGRN_NIQE_PARAMS, else ../shared/metrics/niqe_pris_params.npz; 'none' skips NIQE.")
+    "Default: $FGRN_NIQE_PARAMS; with neither, or 'none', NIQE is left out.")
 _PROGRESS = flags.DEFINE_bool("progress", True, "Draw a progress bar over images on stderr.")
+_CODEC = flags.DEFINE_string(
+    "codec", "png", "How the LR is stored between downscale and upscale, comma-separated: png "
+    "(lossless), jpeg:Q, webp:Q (Q in 1..100; OpenCV's libjpeg-turbo 4:2:0 and libwebp). "
+    "Every method's LR, bicubic's too, goes through the same codec.")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace results.json, results.md and figures already in --output_dir.")
 _MAX_PIXELS = flags.DEFINE_integer(
@@ -46,17 +50,19 @@ flags.mark_flag_as_required("output_dir")
 
 
 def _print_summary(results: dict) -> None:
-  """A line per dataset and method on stdout: the means, and over how many images."""
-  for name, ds in results["datasets"].items():
-    for method, m in ds["methods"].items():
-      if m["psnr"] is None:
-        print(f"{name} x{results['scale']} {method}: no image evaluated")
-        continue
-      skipped = len(ds["skipped"])
-      covers = (f"{m['images']} images" if not skipped else
-                f"{m['images']} of {ds['files']} images; {skipped} skipped, see results.md")
-      print(f"{name} x{results['scale']} {method}: PSNR {m['psnr']:.2f} dB  "
-            f"SSIM {m['ssim']:.4f}  ({covers})")
+  """A line per dataset, method and codec on stdout: the means, and over how many images."""
+  for row in results["rows"]:
+    ds = results["datasets"][row["dataset"]]
+    head = f"{row['dataset']} x{results['scale']} {row['method']}" + (
+        "" if results["codecs"] == ["png"] else f" {row['codec']}")
+    if row.get("psnr") is None:
+      print(f"{head}: no image evaluated")
+      continue
+    skipped = len(ds["skipped"])
+    covers = (f"{row['images']} images" if not skipped else
+              f"{row['images']} of {ds['files']} images; {skipped} skipped, see results.md")
+    rate = f"  {row['bpp']:.2f} bpp" if row.get("bpp") is not None else ""
+    print(f"{head}: PSNR {row['psnr']:.2f} dB  SSIM {row['ssim']:.4f}{rate}  ({covers})")
 
 
 def _main(argv: list[str]) -> int:
@@ -70,7 +76,7 @@ def _main(argv: list[str]) -> int:
   results = eval_lib.evaluate(
       _METHOD.value, _SCALE.value, _DATASETS.value.split(","), _OUTPUT_DIR.value,
       model=_MODEL.value, data_root=_DATA_ROOT.value, niqe_params=_NIQE_PARAMS.value,
-      progress=_PROGRESS.value, overwrite=_OVERWRITE.value)
+      progress=_PROGRESS.value, overwrite=_OVERWRITE.value, codecs=_CODEC.value)
   _print_summary(results)
   print(f"wrote {os.path.join(_OUTPUT_DIR.value, 'results.json')} and results.md")
   return 0

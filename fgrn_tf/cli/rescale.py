@@ -41,18 +41,22 @@ _MAX_PIXELS = flags.DEFINE_integer(
     "max_pixels", None, "Refuse input files of more pixels than this. Default: $FGRN_MAX_PIXELS, "
     "else 2**27 (134 million); the decoder holds a whole image in memory.", lower_bound=1)
 _JSON = flags.DEFINE_bool("json", False, "info: print one JSON object.")
+_CODEC = flags.DEFINE_string(
+    "codec", None, "downscale, roundtrip: store the LR as png (default; lossless, records the HR "
+    "size), jpeg:Q or webp:Q (Q in 1..100; OpenCV's encoders). roundtrip upscales the decoded "
+    "LR, as whoever receives the file would.")
 
 _RESCALE_FLAGS = ("model", "scale", "output_dir", "tile", "overwrite", "max_pixels")
 # The flags each command takes; any other given is refused, as a typo would be.
 COMMAND_FLAGS = {
     "info": ("scale", "json"),
-    "downscale": _RESCALE_FLAGS,
+    "downscale": _RESCALE_FLAGS + ("codec",),
     "upscale": _RESCALE_FLAGS,
-    "roundtrip": _RESCALE_FLAGS + ("lr_dir", "metrics"),
+    "roundtrip": _RESCALE_FLAGS + ("lr_dir", "metrics", "codec"),
 }
 _HOLDERS = {"model": _MODEL, "scale": _SCALE, "output_dir": _OUTPUT_DIR, "lr_dir": _LR_DIR,
             "tile": _TILE, "overwrite": _OVERWRITE, "metrics": _METRICS,
-            "max_pixels": _MAX_PIXELS, "json": _JSON}
+            "max_pixels": _MAX_PIXELS, "json": _JSON, "codec": _CODEC}
 
 
 def _command(argv: list[str]) -> tuple[str, list[str]]:
@@ -85,7 +89,8 @@ def _main(argv: list[str]) -> int:
     return rescale_lib.info(2 if _SCALE.value is None else _SCALE.value, _JSON.value)
   return rescale_lib.run(command, inputs, model=_MODEL.value, scale=_SCALE.value,
                          output_dir=_OUTPUT_DIR.value, lr_dir=_LR_DIR.value, tile=_TILE.value,
-                         overwrite=_OVERWRITE.value, metrics=_METRICS.value)
+                         overwrite=_OVERWRITE.value, metrics=_METRICS.value,
+                         codec=_CODEC.value)
 
 
 def main(argv=None) -> None:

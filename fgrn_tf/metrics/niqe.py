@@ -10,7 +10,8 @@ to the 36-dimensional block features and return its distance to the pristine mod
 Where MATLAB returns a number that means nothing we return "undefined" instead: with a single
 block (images under 192 px on both sides) MATLAB's `nancov` of one 1x36 row is the variance of
 those 36 numbers, a scalar it then adds to every entry of the pristine covariance. The pristine
-parameters are data (../shared/metrics/niqe_pris_params.npz), read from a path, never copied.
+parameters are data (niqe_pris_params.npz, as basicsr ships it), read from a path given by the
+caller or `$FGRN_NIQE_PARAMS`, never copied.
 """
 
 from __future__ import annotations
@@ -78,22 +79,26 @@ class NiqeResult:
     return self.score is not None
 
 
-def default_params_path() -> pathlib.Path:
-  """`$FGRN_NIQE_PARAMS`, else ../shared/metrics/niqe_pris_params.npz beside the repo."""
+def default_params_path() -> pathlib.Path | None:
+  """`$FGRN_NIQE_PARAMS`, else None: the file is not ours to ship, so there is no guessed
+  location, and a caller for which NIQE is optional can leave it out."""
   env = os.environ.get(PARAMS_ENV)
-  if env:
-    return pathlib.Path(env)
-  repo = pathlib.Path(__file__).resolve().parents[2]
-  return repo.parent / "shared" / "metrics" / "niqe_pris_params.npz"
+  return pathlib.Path(env) if env else None
 
 
 def load_niqe_params(path: str | os.PathLike | None = None) -> NiqeParams:
   """Reads the pristine model (`mu_pris_param`, `cov_pris_param`, `gaussian_window`).
 
+  Args:
+    path: the .npz file (None: `default_params_path()`).
+
   Raises:
-    FileNotFoundError / ValueError with one line naming the file.
+    FileNotFoundError / ValueError with one line naming the file, or saying that none is set.
   """
   path = pathlib.Path(path) if path else default_params_path()
+  if path is None:
+    raise FileNotFoundError(f"no NIQE pristine parameters given (pass --niqe_params or set "
+                            f"{PARAMS_ENV}; basicsr ships niqe_pris_params.npz)")
   if not path.is_file():
     raise FileNotFoundError(f"NIQE pristine parameters not found: {path} (pass --niqe_params "
                             f"or set {PARAMS_ENV}; basicsr ships niqe_pris_params.npz)")

@@ -4,7 +4,8 @@ The conventions are in the signatures: HR mod-cropped to the scale, Y of YCbCr (
 16..235) computed in float64 from uint8 RGB, `crop_border` pixels dropped on every side, SSIM as
 Wang et al. 2004 / MATLAB `ssim_index` (11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, mean
 over the "valid" region). Arithmetic is float64 numpy; `tests/test_psnr_ssim.py` holds it to
-`tf.image.ssim`/`tf.image.psnr` and to the reference values in ../shared/reference.
+`tf.image.ssim`/`tf.image.psnr` and to MATLAB's Set5 values (reference data the tests read from
+the folder `$FGRN_SHARED` names).
 """
 
 from __future__ import annotations

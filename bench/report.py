@@ -17,6 +17,7 @@ EXTERNAL = (
     ("train_throughput", "Training throughput with the input pipeline"),
     ("export_latency", "SavedModel and TFLite: size, agreement, latency"),
     ("memory_vs_size", "Peak memory of a round trip against image size"),
+    ("rate_distortion", "Rate-distortion: the LR through JPEG and WebP"),
 )
 OWN = ("latency", "train_modes", "train_paper", "flops", "profile")
 SECTIONS = OWN + tuple(name for name, _ in EXTERNAL)

@@ -69,7 +69,10 @@ class Plan:
 ONEDNN = {"TF_ENABLE_ONEDNN_OPTS": "1"}
 # The flag by which each of the other scripts takes a path for its JSON (memory_vs_size prints
 # its table only).
-JSON_FLAGS = {"train_throughput": "--json_out", "export_latency": "--out"}
+JSON_FLAGS = {"train_throughput": "--json_out", "export_latency": "--out",
+              "rate_distortion": "--json_out"}
+# Scripts that write files of their own (CSV, plot) into the results folder.
+OUTPUT_DIR_FLAGS = {"rate_distortion": "--output_dir"}
 
 
 def _worker(script: str, args: list[str], plan: Plan, out: pathlib.Path, tag: str,
@@ -170,6 +173,8 @@ def run_external(name: str, plan: Plan, out: pathlib.Path,
   json_path.unlink(missing_ok=True)
   if name in JSON_FLAGS:
     args += [JSON_FLAGS[name], str(json_path)]
+  if name in OUTPUT_DIR_FLAGS:
+    args += [OUTPUT_DIR_FLAGS[name], str(out)]
   common.progress(name, f"running {script.name} {' '.join(args)}")
   code, text = common.run_script(script, args, timeout=plan.external_timeout,
                                  log_path=out / "logs" / f"{name}.log", tag=name,
@@ -192,6 +197,8 @@ def render(results: dict, out: pathlib.Path, report_path: pathlib.Path) -> list[
   """results.csv, the plots and the report from `results`; the plots' file names."""
   report.write_csv(report.csv_rows(results), out / "results.csv")
   written = plots.plot_all(results, out)
+  if "rate_distortion" in results and (out / "rate_distortion.png").exists():
+    written.append("rate_distortion.png")  # drawn by the script itself, beside its CSV
   report.write_report(results, written, out, report_path)
   return written
 

@@ -24,7 +24,7 @@ def test_quick_run_writes_report_csv_and_plots(tmp_path):
   proc = subprocess.run(
       [sys.executable, "-m", "bench.run_all", "--quick", "--results_dir",
        str(tmp_path / "results"), "--report", str(report),
-       "--skip", "train_throughput,export_latency,memory_vs_size"],
+       "--skip", "train_throughput,export_latency,memory_vs_size,rate_distortion"],
       cwd=ROOT, capture_output=True, text=True, timeout=900)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -107,7 +107,8 @@ def test_run_all_passes_the_other_scripts_only_flags_they_declare():
   for name, _ in report.EXTERNAL:
     text = (ROOT / "bench" / f"{name}.py").read_text()
     declared = set(re.findall(r"add_argument\(\s*['\"](--\w+)", text))
-    passed = {"--quick", *([run_all.JSON_FLAGS[name]] if name in run_all.JSON_FLAGS else [])}
+    passed = {"--quick", *([run_all.JSON_FLAGS[name]] if name in run_all.JSON_FLAGS else []),
+              *([run_all.OUTPUT_DIR_FLAGS[name]] if name in run_all.OUTPUT_DIR_FLAGS else [])}
     assert passed <= declared, name
 
 

@@ -35,7 +35,7 @@ from bench import common
 HR_QUALITIES = (10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 LR_QUALITIES = HR_QUALITIES
 MODEL_QUALITIES = (50, 60, 70, 80, 90, 95)
-MATCHED_BPP = (0.5, 1.0, 2.0)
+MATCHED_BPP = (0.25, 0.5, 1.0, 2.0)
 ANCHOR = "bicubic-jpeg"
 
 
@@ -157,6 +157,17 @@ def plot(results: dict, path: pathlib.Path) -> None:
   plt.close(fig)
 
 
+def from_csv(path: pathlib.Path) -> dict:
+  """The results dict back from a CSV this script wrote."""
+  results: dict = {}
+  with path.open() as f:
+    for row in csv.DictReader(f):
+      key = f"{row['dataset']} x{row['scale']}"
+      results.setdefault(key, {}).setdefault(row["curve"], []).append(
+          (float(row["bpp"]), float(row["psnr_y"]), row["setting"]))
+  return {k: {c: sorted(p) for c, p in v.items()} for k, v in results.items()}
+
+
 def load_models(specs: list[str], scale: int, quick: bool, tmp: pathlib.Path) -> dict:
   """{name: backend}: the given models of this scale, or the shipped one (quick: a tiny one)."""
   from fgrn_tf import backends, config
@@ -187,7 +198,18 @@ def main(argv=None) -> int:
                       help="where rate_distortion.{csv,png,md,json} go")
   parser.add_argument("--quick", action="store_true", help="tiny model, two small images")
   parser.add_argument("--json_out", type=pathlib.Path, help="also write the results here")
+  parser.add_argument("--from_csv", type=pathlib.Path,
+                      help="measure nothing: redraw the plot and tables from this CSV")
   args = parser.parse_args(argv)
+  if args.from_csv:
+    results = from_csv(args.from_csv)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    plot(results, args.output_dir / "rate_distortion.png")
+    text = markdown(results)
+    (args.output_dir / "rate_distortion.md").write_text(text)
+    print(text)
+    return 0
+  common.tf_env.set_defaults()  # quiet TF and OpenCV before anything imports them
   common.announce("rate_distortion")
   from fgrn_tf.data import images
   from fgrn_tf.metrics.psnr_ssim import mod_crop

@@ -19,6 +19,8 @@ from fgrn_tf.errors import FGRNError
 
 Guidance = Literal["flow", "bicubic", "none"]
 GUIDANCE_MODES = typing.get_args(Guidance)
+CodecGradient = Literal["end_to_end", "decoder"]
+CODEC_GRADIENTS = typing.get_args(CodecGradient)
 
 
 class ConfigError(FGRNError, ValueError):
@@ -64,6 +66,18 @@ class ModelConfig(_Fields):
     guidance: "flow" (FGRN), "bicubic" (DU_bic, L1 of x to bicubic LR, no F) or "none"
       (DU_none). The two ablations of the paper's Table 3.
     snap: snap F^-1(lr) back onto the 1/255 grid before Gu at test time (x was quantized).
+    codec_min_quality: lowest JPEG quality the LR goes through in training (0: no codec; the
+      paper's FGRN). Each example draws its quality uniformly from min..max, and the
+      reconstruction is trained on the LR as the differentiable JPEG returns it
+      (`fgrn_tf.models.jpeg`), so the model learns an LR that survives JPEG.
+    codec_max_quality: highest JPEG quality of that range (>= codec_min_quality, <= 100).
+    codec_prob: fraction of the training examples whose LR goes through the codec; the others
+      are reconstructed from the 8-bit LR itself, which keeps the lossless round trip trained.
+    codec_gradient: "end_to_end" (the reconstruction's gradient reaches Gd and F through the
+      codec) or "decoder" (only Gu learns from the decoded LR; Gd and F stay as trained).
+    lr_weight: weight of the L1 distance of the 8-bit LR Q(F(x)) to the bicubic LR, a term
+      whose gradient reaches Gd through F (L_guide trains F alone): the knob that keeps the
+      LR a picture people can look at, against the detail Gd packs into it (0: off).
   """
 
   scale: int = 2
@@ -76,6 +90,11 @@ class ModelConfig(_Fields):
   gamma: float = 1e-3
   guidance: Guidance = "flow"
   snap: bool = True
+  codec_min_quality: int = 0
+  codec_max_quality: int = 0
+  codec_prob: float = 1.0
+  codec_gradient: CodecGradient = "end_to_end"
+  lr_weight: float = 0.0
 
   def __post_init__(self):
     if not isinstance(self.scale, int) or self.scale < 2:
@@ -87,10 +106,25 @@ class ModelConfig(_Fields):
         raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
     if self.flow_cells < 0:
       raise ConfigError(f"flow_cells must be >= 0, got {self.flow_cells!r}")
+    lo, hi = self.codec_min_quality, self.codec_max_quality
+    if (lo, hi) != (0, 0) and not 1 <= lo <= hi <= 100:
+      raise ConfigError(f"codec qualities must satisfy 1 <= codec_min_quality <= "
+                        f"codec_max_quality <= 100 (or both 0: no codec), got {lo}..{hi}")
+    if not 0.0 <= self.codec_prob <= 1.0:
+      raise ConfigError(f"codec_prob must be in [0, 1], got {self.codec_prob!r}")
+    if self.codec_gradient not in CODEC_GRADIENTS:
+      raise ConfigError(f"codec_gradient must be one of {CODEC_GRADIENTS}, got "
+                        f"{self.codec_gradient!r}")
+    if self.lr_weight < 0:
+      raise ConfigError(f"lr_weight must be >= 0, got {self.lr_weight!r}")
 
   @property
   def uses_flow(self) -> bool:
     return self.guidance == "flow" and self.flow_cells > 0
+
+  @property
+  def trains_through_codec(self) -> bool:
+    return self.codec_max_quality > 0 and self.codec_prob > 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +146,9 @@ class TrainConfig(_Fields):
     val_dir: a validation image folder; empty = hold `val_images` out of the training images.
     val_crop: validation images are centre-cropped to at most this side (0 = whole images),
       which keeps validation cheap on big images.
+    init_from: weights a new run starts from (fine-tuning): a training workdir or a shipped
+      model folder, or "shipped" for the shipped model of the run's scale; empty = random
+      weights. Only read at step 0; a resumed run continues from its own backup.
   """
 
   batch_size: int = 36
@@ -125,6 +162,7 @@ class TrainConfig(_Fields):
   data_dirs: tuple[str, ...] = ()
   val_dir: str = ""
   val_crop: int = 0
+  init_from: str = ""
 
   def __post_init__(self):
     # JSON brings lists back; keep the field hashable and comparable.
@@ -166,6 +204,8 @@ class Experiment:
       train["data_dirs"] = tuple(os.path.abspath(d) for d in train["data_dirs"] if d)
     if train.get("val_dir"):
       train["val_dir"] = os.path.abspath(train["val_dir"])
+    if train.get("init_from") and train["init_from"] != "shipped":
+      train["init_from"] = os.path.abspath(train["init_from"])
     return self.replace(model=model, train=train)
 
   def to_json(self) -> str:
@@ -284,6 +324,27 @@ def cpu_x4() -> Experiment:
   return x4().replace(train={**_CPU_RECIPE, "patch_size": 128})
 
 
+# Codec-aware fine-tuning (issue 16): JPEG q75..95 on half of each batch, the LR pulled to the
+# bicubic one through Gd, from the shipped model at a third of its learning rate.
+_CODEC_MODEL = {"codec_min_quality": 75, "codec_max_quality": 95, "codec_prob": 0.5,
+                "lr_weight": 0.5}
+_CODEC_RECIPE = {"init_from": "shipped", "learning_rate": 1e-4, "steps": 3_000,
+                 "lr_halving_steps": 1_500}
+
+
+def codec_x2() -> Experiment:
+  """cpu_x2's network fine-tuned to survive JPEG: from the shipped x2 model, its LR through the
+  differentiable JPEG at q75..95 on half the examples, lr_weight 0.5; 3k steps of cpu_x2's
+  batches, Adam 1e-4 halved at 1.5k; the best weights by the validation round trip through
+  real JPEG q90."""
+  return cpu_x2().replace(model=_CODEC_MODEL, train=_CODEC_RECIPE)
+
+
+def codec_x4() -> Experiment:
+  """cpu_x4's network fine-tuned to survive JPEG, as codec_x2 (from the shipped x4 model)."""
+  return cpu_x4().replace(model=_CODEC_MODEL, train=_CODEC_RECIPE)
+
+
 def table3_x2() -> Experiment:
   """The paper's Table 3 guidance study at CPU scale: one budget for `--guidance` none, bicubic
   and flow.
@@ -324,6 +385,8 @@ PRESETS: dict[str, Callable[[], Experiment]] = {
     "cpu_x2": cpu_x2,
     "cpu_x4": cpu_x4,
     "table3_x2": table3_x2,
+    "codec_x2": codec_x2,
+    "codec_x4": codec_x4,
 }
 
 

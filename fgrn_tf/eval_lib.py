@@ -22,7 +22,7 @@ from fgrn_tf import eval_inputs, eval_outputs, eval_report
 from fgrn_tf.data import images
 from fgrn_tf.errors import one_line
 from fgrn_tf.eval_inputs import METHODS, Dataset, EvalError
-from fgrn_tf.metrics.niqe import NiqeParams, load_niqe_params, niqe
+from fgrn_tf.metrics.niqe import PARAMS_ENV, NiqeParams, default_params_path, load_niqe_params, niqe
 from fgrn_tf.metrics.piqe import piqe
 from fgrn_tf.metrics.psnr_ssim import crop_border, mod_crop, psnr, psnr_y, rgb_to_y, ssim
 from fgrn_tf.models import shipped
@@ -329,8 +329,15 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
   output_dir = eval_outputs.check_output_dir(output_dir)
   sets = eval_inputs.resolve_datasets(datasets, data_root)
   eval_outputs.check_outputs(output_dir, sets, scale, overwrite)
-  params = None
-  if not (isinstance(niqe_params, str) and niqe_params.lower() == "none"):
+  params, niqe_note = None, None
+  if isinstance(niqe_params, str) and niqe_params.lower() == "none":
+    pass
+  elif niqe_params is None and default_params_path() is None:
+    # NIQE needs a data file the repository does not ship; the other metrics do not, so the
+    # evaluation runs without it and results.md says why its NIQE cells read n/c.
+    niqe_note = (f"n/c: NIQE not computed, no pristine parameters given (pass --niqe_params or "
+                 f"set {PARAMS_ENV}).")
+  else:
     try:
       params = load_niqe_params(niqe_params)
     except (OSError, ValueError) as e:
@@ -354,8 +361,11 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
     if figure is not None:
       figures[entry["figure"]] = figure
   results["rows"] = result_rows(results)
+  markdown = eval_report.render_markdown(results)
+  if niqe_note:
+    markdown += f"\n{niqe_note}\n"
   # results.json last: when it is there, so is everything it names.
   eval_outputs.write_outputs(output_dir, {
-      **figures, eval_outputs.RESULTS_MD: eval_report.render_markdown(results).encode(),
+      **figures, eval_outputs.RESULTS_MD: markdown.encode(),
       eval_outputs.RESULTS_JSON: eval_report.json_bytes(results)}, overwrite)
   return results

@@ -64,15 +64,20 @@ class Validation(keras.callbacks.Callback):
     self._roundtrip = tf.function(model.test_roundtrip, reduce_retracing=True, autograph=False)
 
   def evaluate(self) -> dict:
-    psnr, lr_psnr = [], []
+    psnr, lr_psnr, jpeg = [], [], []
     for i, (hr, bic) in enumerate(zip(self.hr, self.bic, strict=True)):
       out = self._roundtrip(hr, bic)
       psnr.append(float(out["psnr"][0]))
       lr_psnr.append(float(out["lr_psnr"][0]))
+      if "psnr_jpeg" in out:
+        jpeg.append(float(out["psnr_jpeg"][0]))
       if i == 0:
         self.last = (hr, out["lr"], tf.clip_by_value(bic, 0.0, 1.0),
                      tf.clip_by_value(out["sr"], 0.0, 1.0))
-    return {"val_psnr": float(np.mean(psnr)), "val_lr_psnr": float(np.mean(lr_psnr))}
+    logs = {"val_psnr": float(np.mean(psnr)), "val_lr_psnr": float(np.mean(lr_psnr))}
+    if jpeg:
+      logs["val_psnr_jpeg"] = float(np.mean(jpeg))
+    return logs
 
   def on_epoch_end(self, epoch, logs=None):
     if logs is not None and self.hr and _finite(logs):
@@ -107,16 +112,19 @@ class Checkpoints(keras.callbacks.Callback):
       return  # never overwrite good weights with diverged ones
     step = current_step(self.model)
     val = logs.get("val_psnr")
-    best = self.state.get("best_val_psnr")
+    # A codec-aware run keeps the weights that survive JPEG best (best_by says which figure).
+    by = "val_psnr_jpeg" if "val_psnr_jpeg" in logs else "val_psnr"
+    score, best = logs.get(by), self.state.get("best_score", self.state.get("best_val_psnr"))
     if self.chief:
-      if val is not None and (best is None or val > best):
+      if score is not None and (best is None or score > best):
         self._save_plain(wd.BEST_WEIGHTS)
-        self.state.update(best_val_psnr=val, best_step=step)
+        self.state.update(best_val_psnr=val, best_step=step, best_score=score, best_by=by)
       self._save_plain(wd.LAST_WEIGHTS)
     save_weights(self.model, self.backup_path)
     if self.chief:
       self.state.update(
           step=step, epoch=epoch + 1, last_val_psnr=val, last_val_lr_psnr=logs.get("val_lr_psnr"),
+          **({"last_val_psnr_jpeg": logs["val_psnr_jpeg"]} if "val_psnr_jpeg" in logs else {}),
           train_seconds=self.seconds_before + time.time() - self.started,
           complete=step >= self.experiment.train.steps)
       wd.write_state(self.workdir, self.state)
@@ -175,6 +183,8 @@ class TrainProgress(keras.callbacks.Callback):
     if logs and "val_psnr" in logs:
       extra = (f"  val PSNR {logs['val_psnr']:.2f} dB  LR vs bicubic "
                f"{logs['val_lr_psnr']:.2f} dB")
+      if "val_psnr_jpeg" in logs:
+        extra += f"  through JPEG q90 {logs['val_psnr_jpeg']:.2f} dB"
     self.bar.clear()
     print(f"step {self.bar.done}/{self.total}  {self.bar.rate():.2f} steps/s  "
           f"{self._status(logs)}{extra}  (backed up)", file=self.stream, flush=True)

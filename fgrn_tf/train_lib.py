@@ -203,6 +203,28 @@ def _resume(model: FGRN, backup: pathlib.Path, steps_per_epoch: int) -> int:
   return start
 
 
+def _init_weights(model: FGRN, init_from: str) -> pathlib.Path:
+  """Copies the weights of a trained model of the same network into `model` (fine-tuning).
+
+  Returns the folder they came from; TrainError when it is missing or another network."""
+  from fgrn_tf.models import shipped
+
+  scale = model.model_config.scale
+  path = shipped.default_model_path(scale) if init_from == "shipped" else pathlib.Path(init_from)
+  try:
+    source = wd.load_model(path)
+  except (wd.WorkdirError, wd.ModelNotFoundError, OSError) as e:
+    raise TrainError(f"--init_from {path}: {one_line(e)}") from None
+  mine, theirs = model.model_config, source.model_config
+  shape = ("scale", "width", "down_blocks", "up_blocks", "flow_cells", "flow_growth", "guidance")
+  differ = [f for f in shape if getattr(mine, f) != getattr(theirs, f)]
+  if differ:
+    raise TrainError(f"--init_from {path}: another network ({', '.join(differ)} differ)")
+  for mine_v, theirs_v in zip(model.weights, source.weights, strict=True):
+    mine_v.assign(tf.cast(theirs_v, mine_v.dtype))  # shipped weights are stored in float16
+  return path
+
+
 def _train(experiment: Experiment, workdir: pathlib.Path, strategy, chief: bool,
            worker_index: int, stream) -> Summary:
   t = experiment.train
@@ -224,6 +246,8 @@ def _train(experiment: Experiment, workdir: pathlib.Path, strategy, chief: bool,
     wd.write_experiment(workdir, experiment)
   model = build_model(experiment, strategy)
   start = _resume(model, backup, t.steps_per_epoch)
+  if not start and t.init_from:
+    print(f"starting from the weights of {_init_weights(model, t.init_from)}", file=stream)
   if start >= t.steps:
     return Summary.from_state(state, t.steps, 0.0, True)
   if start:

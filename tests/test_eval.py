@@ -198,6 +198,16 @@ def test_named_dataset_without_a_data_root_says_how_to_give_one(tmp_path, monkey
     eval_inputs.resolve_datasets(["Set5"])
 
 
+def test_without_niqe_parameters_the_evaluation_runs_and_says_why(tiny_set, tmp_path,
+                                                                   monkeypatch):
+  monkeypatch.delenv("FGRN_NIQE_PARAMS", raising=False)
+  results = eval_lib.evaluate(["bicubic"], 2, [str(tiny_set)], tmp_path, progress=False)
+  assert results["protocol"]["niqe"] == "not computed"
+  assert "niqe" not in results["datasets"][tiny_set.name]["methods"]["bicubic"]
+  md = (tmp_path / "results.md").read_text()
+  assert "NIQE not computed" in md and "--niqe_params or set FGRN_NIQE_PARAMS" in md
+
+
 def test_unknown_method_is_refused(tiny_set, tmp_path):
   with pytest.raises(eval_lib.EvalError, match="unknown method bilinear"):
     eval_lib.evaluate("bilinear", 2, [str(tiny_set)], tmp_path)

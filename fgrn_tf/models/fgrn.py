@@ -20,6 +20,7 @@ from fgrn_tf.models.flow import FlowGuidance
 from fgrn_tf.models.quantize import clip_quantize, from_uint8, quantize, to_uint8
 from fgrn_tf.models.upscaler import Upscaler
 
+VALIDATION_QUALITY = 90  # the JPEG quality of a codec-aware model's validation
 TRAIN_METRICS = ("loss", "rec_loss", "guide_loss", "guide_l1", "logdet", "grad_norm")
 
 
@@ -116,17 +117,49 @@ class FGRN(keras.Model):
       hr: `[N, H, W, 3]` float in [0, 1], H and W multiples of the scale.
 
     Returns:
-      dict: `x` = Q(Gd(hr)) `[N, H/s, W/s, 3]`; `sr` = Gu(x) `[N, H, W, 3]` (unclamped);
-      `lr` = F(stop_gradient(x)) (not quantized), `logdet` `[N]` of F at x.
+      dict: `x` = Q(Gd(hr)) `[N, H/s, W/s, 3]`; `sr` `[N, H, W, 3]` (unclamped), Gu(x), or for
+      a codec-aware model Gu(F^-1(JPEG(Q(F(x))))) on the examples drawn for the codec;
+      `lr` = F(stop_gradient(x)) (not quantized) and `logdet` `[N]` of F at x, for L_guide;
+      with `lr_weight`, `lr8` = Q(F(x)), whose gradient reaches Gd through F.
     """
     # Clip before the straight-through rounding: the forward pass is the same (quantize clamps),
     # but values outside [0, 1] get no gradient. With the identity gradient there, nothing pulled
     # Gd's raw output back into range under "flow"/"none" guidance; it drifted (27% out of range,
     # min -284 after 100 steps of the quick preset) until training diverged (grad norm 5e5).
     x = clip_quantize(self.downscaler(hr))
-    sr = self.upscaler(x)
     lr, logdet = self._flow_forward(tf.stop_gradient(x))
-    return {"x": x, "sr": sr, "lr": lr, "logdet": logdet}
+    out = {"x": x, "lr": lr, "logdet": logdet}
+    c = self.model_config
+    through_codec = training and c.trains_through_codec
+    if not (through_codec or c.lr_weight):
+      out["sr"] = self.upscaler(x)
+      return out
+    lr8 = clip_quantize(self._flow_forward(x)[0])  # the stored LR, differentiable in Gd and F
+    if c.lr_weight:
+      out["lr8"] = lr8
+    if not through_codec:
+      out["sr"] = self.upscaler(x)
+      return out
+    received = self._through_codec(lr8)
+    x_hat, _ = self._flow_inverse(received)
+    if c.codec_gradient == "decoder":
+      x_hat = tf.stop_gradient(x_hat)  # Gu alone learns the decoded LR
+    out["sr"] = self.upscaler(x_hat)
+    return out
+
+  def _through_codec(self, lr8):
+    """The LR as a receiver gets it: JPEG at a quality drawn per example from the config's
+    range, for a `codec_prob` share of the batch; the others keep the 8-bit LR."""
+    from fgrn_tf.models import jpeg
+
+    c = self.model_config
+    n = tf.shape(lr8)[0]
+    quality = tf.random.uniform([n], float(c.codec_min_quality), c.codec_max_quality + 1.0)
+    coded = jpeg.jpeg(lr8, tf.floor(quality))
+    if c.codec_prob >= 1.0:
+      return coded
+    chosen = tf.random.uniform([n]) < c.codec_prob
+    return tf.where(chosen[:, None, None, None], coded, lr8)
 
   def downscale_float(self, hr):
     """Test-time downscale Q(F(Q(Gd(y)))): float HR in [0, 1] -> LR on the 8-bit grid."""
@@ -165,12 +198,19 @@ class FGRN(keras.Model):
 
     Returns:
       dict: `lr` (on the 8-bit grid), `sr` (quantized, as an 8-bit image would be),
-      `psnr` of sr against hr and `lr_psnr` of lr against y_bic (RGB, dB, `[N]`).
+      `psnr` of sr against hr and `lr_psnr` of lr against y_bic (RGB, dB, `[N]`); for a
+      codec-aware model also `psnr_jpeg`, with the LR through JPEG at VALIDATION_QUALITY.
     """
     y_bic = self.guidance_target(hr) if y_bic is None else y_bic
     lr = self.downscale_float(hr)
     sr = quantize(self.upscale_float(lr))
-    return {"lr": lr, "sr": sr, "psnr": psnr01(hr, sr), "lr_psnr": psnr01(y_bic, lr)}
+    out = {"lr": lr, "sr": sr, "psnr": psnr01(hr, sr), "lr_psnr": psnr01(y_bic, lr)}
+    if self.model_config.trains_through_codec:
+      # The real libjpeg inside TF (not the training simulation), at the quality users pick
+      # most: a codec-aware model is chosen by how it survives the codec, not by PNG.
+      coded = tf.map_fn(lambda im: tf.image.adjust_jpeg_quality(im, VALIDATION_QUALITY), lr)
+      out["psnr_jpeg"] = psnr01(hr, quantize(self.upscale_float(coded)))
+    return out
 
   def _loss_terms(self, hr, y_bic, out):
     """Per-example terms `[N]`: rec, guide (the full L_guide or DU_bic's L1, or zero), guide_l1."""
@@ -185,6 +225,8 @@ class FGRN(keras.Model):
     else:
       guide_l1 = losses.guidance_l1(out["x"], y_bic)
       guide = tf.zeros_like(rec)
+    if "lr8" in out:  # the picture knob: pulls the stored LR itself to bicubic, through Gd
+      guide = guide + self.model_config.lr_weight * losses.guidance_l1(out["lr8"], y_bic)
     return rec, guide, guide_l1
 
   def train_step(self, data):

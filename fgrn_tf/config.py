@@ -21,6 +21,7 @@ Guidance = Literal["flow", "bicubic", "none"]
 GUIDANCE_MODES = typing.get_args(Guidance)
 CodecGradient = Literal["end_to_end", "decoder"]
 CODEC_GRADIENTS = typing.get_args(CodecGradient)
+CodecRounding = Literal["cubic", "ste"]
 
 
 class ConfigError(FGRNError, ValueError):
@@ -75,6 +76,9 @@ class ModelConfig(_Fields):
       are reconstructed from the 8-bit LR itself, which keeps the lossless round trip trained.
     codec_gradient: "end_to_end" (the reconstruction's gradient reaches Gd and F through the
       codec) or "decoder" (only Gu learns from the decoded LR; Gd and F stay as trained).
+    codec_rounding: how the simulated JPEG rounds its DCT coefficients in the backward pass:
+      "cubic" (a smooth rounding, forward and backward) or "ste" (exact forward, identity
+      gradient). In a short probe (docs/codecs.md) "ste" wrecked end-to-end training.
     lr_weight: weight of the L1 distance of the 8-bit LR Q(F(x)) to the bicubic LR, a term
       whose gradient reaches Gd through F (L_guide trains F alone): the knob that keeps the
       LR a picture people can look at, against the detail Gd packs into it (0: off).
@@ -94,6 +98,7 @@ class ModelConfig(_Fields):
   codec_max_quality: int = 0
   codec_prob: float = 1.0
   codec_gradient: CodecGradient = "end_to_end"
+  codec_rounding: CodecRounding = "cubic"
   lr_weight: float = 0.0
 
   def __post_init__(self):

@@ -77,6 +77,17 @@ def test_ste_output_is_opencvs_decoded_file_bit_for_bit(size):
       np.testing.assert_array_equal(image, _opencv(rgb, q), err_msg=f"{size} q={q}")
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_compiled_with_constant_qualities_it_is_still_bit_exact(jit_compile):
+  # Constant tables invite Grappler and XLA to divide by reciprocals; the floors must not move.
+  qualities = list(range(5, 101, 5))
+  rgb = photo(24, 40, seed=2)
+  x = np.repeat(rgb[None].astype(np.float32) / 255, len(qualities), 0)
+  out = tf.function(lambda x: jpeg(x, qualities), jit_compile=jit_compile)(x).numpy()
+  for q, image in zip(qualities, np.round(out * 255).astype(np.uint8), strict=True):
+    np.testing.assert_array_equal(image, _opencv(rgb, q), err_msg=f"q={q}")
+
+
 def test_set5_lrs_match_opencvs_jpeg(data_root):
   qualities = [50, 75, 90, 95]
   worst = {q: np.inf for q in qualities}

@@ -155,7 +155,7 @@ class FGRN(keras.Model):
     c = self.model_config
     n = tf.shape(lr8)[0]
     quality = tf.random.uniform([n], float(c.codec_min_quality), c.codec_max_quality + 1.0)
-    coded = jpeg.jpeg(lr8, tf.floor(quality))
+    coded = jpeg.jpeg(lr8, tf.floor(quality), rounding=c.codec_rounding)
     if c.codec_prob >= 1.0:
       return coded
     chosen = tf.random.uniform([n]) < c.codec_prob

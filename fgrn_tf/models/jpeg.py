@@ -139,10 +139,10 @@ def quality_table(quality):
   """
   q = tf.clip_by_value(tf.round(tf.cast(quality, tf.float64)), 1.0, 100.0)
   # jpeg_quality_scaling: integer division 5000 / q below 50.
-  scale = tf.where(q < 50, tf.floor(5000.0 / q), 200.0 - 2.0 * q)[..., None, None]
+  scale = tf.where(q < 50, _floor_div(5000.0, q), 200.0 - 2.0 * q)[..., None, None]
 
   def scaled(base):
-    entries = tf.floor((tf.constant(base, tf.float64) * scale + 50.0) / 100.0)
+    entries = _floor_div(tf.constant(base, tf.float64) * scale + 50.0, 100.0)
     return tf.cast(tf.clip_by_value(entries, 1.0, 255.0), tf.float32)  # force_baseline
 
   return scaled(LUMA_TABLE), scaled(CHROMA_TABLE)
@@ -205,8 +205,9 @@ def jpeg(images, quality, rounding: str = "ste"):
 def _zero_with_gradient(surrogate):
   """Zeros in the forward pass; the gradient goes to `surrogate` unchanged.
 
-  Not `surrogate - tf.stop_gradient(surrogate)`: XLA fuses the two copies differently (FMA), and
-  the ulp-sized remainder would move the output off the 8-bit grid.
+  Not `surrogate - tf.stop_gradient(surrogate)`: that is zero only if both copies are computed
+  identically, which nothing promises once a compiler fuses them (an ulp left over would move a
+  value off the integers the next stage floors). The forward pass also never needs `surrogate`.
   """
   return tf.zeros_like(surrogate), lambda upstream: upstream
 
@@ -228,6 +229,16 @@ def _round_up(size, multiple: int):
 def _replicate(x, axis: int, size):
   """Extends `axis` to `size` by repeating its last entry (size >= the current length)."""
   return tf.gather(x, tf.minimum(tf.range(size), tf.shape(x)[axis] - 1), axis=axis)
+
+
+def _floor_div(a, b):
+  """floor(a / b) of float64 integers a >= 0, b >= 1, exactly.
+
+  Grappler and XLA may turn a division by a constant into a product with its rounded reciprocal,
+  which can put an exact quotient k just below k. a + 1/2 moves the quotient by half the 1/b
+  between the quotients integers can have, so no such rounding carries it across an integer.
+  """
+  return tf.floor((a + 0.5) / b)
 
 
 def _descale(x, bits: int):
@@ -286,7 +297,7 @@ def _code_planes(planes, table, rounding: str):
   coef_float = _horizontal(_DCT, _vertical(_DCT, blocks)) / q
   if rounding == "ste":
     # jcdctmgr.c's reciprocal division is exactly this: round half away from zero.
-    exact_coef = tf.sign(dct8) * tf.floor((tf.abs(dct8) + q8 / 2.0) / q8)
+    exact_coef = tf.sign(dct8) * _floor_div(tf.abs(dct8) + q8 / 2.0, q8)
     coef = _value(exact_coef, coef_float)
   else:
     unrounded = _value(dct8 / q8, coef_float)

@@ -167,3 +167,34 @@ def test_dynamic_shape_check_fails_inside_tf_function():
   assert fn(np.zeros((1, 8, 8, 3), np.uint8)).shape == (1, 4, 4, 3)
   with pytest.raises(tf.errors.InvalidArgumentError, match="multiples of the scale 2"):
     fn(np.zeros((1, 9, 8, 3), np.uint8))
+
+
+TRAIN_ONE_STEP = """
+import keras, numpy as np, tensorflow as tf
+from fgrn_tf.config import smoke
+from fgrn_tf.models.fgrn import FGRN
+from tensorflow.python.util import _pywrap_util_port
+for model_config in (smoke().model, smoke().model.replace(scale=4, codec_min_quality=70,
+                                                          codec_max_quality=90, lr_weight=0.5)):
+  model = FGRN(model_config)
+  model.compile(optimizer=keras.optimizers.Adam(1e-3))
+  hr = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
+  logs = model.train_on_batch(hr, return_dict=True)
+  assert np.isfinite(float(logs["loss"])), logs
+print("ONEDNN", int(_pywrap_util_port.IsMklEnabled()))
+"""
+
+
+@pytest.mark.parametrize("onednn", ["0", "1"])
+def test_a_training_step_runs_with_onednn_on_and_off(onednn):
+  # TF's kernels differ with and without oneDNN (its default depends on the CPU): a step that
+  # runs on one CPU must run on the other (the plain depthwise kernel refuses unequal strides).
+  import os
+  import subprocess
+  import sys
+
+  env = {**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn, "TF_CPP_MIN_LOG_LEVEL": "3"}
+  proc = subprocess.run([sys.executable, "-c", TRAIN_ONE_STEP], capture_output=True, text=True,
+                        timeout=300, env=env)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert f"ONEDNN {onednn}" in proc.stdout

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 from helpers import ROOT, image_folder, losses_on_a_fixed_batch, train_command, wave_images
 
-from fgrn_tf import config, train_lib
+from fgrn_tf import config, config_fields, train_lib
 from fgrn_tf import workdir as wd
 from fgrn_tf.data import pipeline
 from fgrn_tf.train_callbacks import current_step, save_weights
@@ -53,7 +53,7 @@ def _backup_step(workdir, experiment):
 # ---- the config and its flags ------------------------------------------------------------------
 
 def test_every_config_field_is_a_flag_with_its_docstring_line_as_help():
-  fields = {(f.section, f.name): f for f in config.override_fields()}
+  fields = {(f.section, f.name): f for f in config_fields.override_fields()}
   for section, cls in (("model", config.ModelConfig), ("train", config.TrainConfig)):
     names = [f.name for f in dataclasses.fields(cls)]
     assert [n for s, n in fields if s == section] == names
@@ -69,7 +69,7 @@ def test_train_main_helpfull_lists_every_field_as_a_flag():
   result = subprocess.run([sys.executable, "train_main.py", "--helpfull"], cwd=ROOT, env=ENV,
                           capture_output=True, text=True, timeout=120)
   assert result.returncode in (0, 1) and result.stderr == "", result.stderr[-2000:]  # absl: 1
-  for f in config.override_fields():
+  for f in config_fields.override_fields():
     assert f"--{f.name}:" in result.stdout or f"--[no]{f.name}:" in result.stdout, f.name
   assert "--gamma: Weight of the log-determinant" in result.stdout
 

@@ -13,7 +13,7 @@ import sys
 
 from absl import flags
 
-from fgrn_tf import config, entry
+from fgrn_tf import config, config_fields, entry
 from fgrn_tf.errors import UsageError
 
 _KINDS = {"int": flags.DEFINE_integer, "float": flags.DEFINE_float, "bool": flags.DEFINE_bool,
@@ -29,7 +29,7 @@ _MAX_PIXELS = flags.DEFINE_integer(
     "$FGRN_MAX_PIXELS, else 2**27 (134 million).", lower_bound=1)
 
 
-def _define(field: config.OverrideField) -> flags.FlagHolder:
+def _define(field: config_fields.OverrideField) -> flags.FlagHolder:
   text = f"{field.help[:1].upper()}{field.help[1:]} Default: the preset's."
   if field.kind == "enum":
     return flags.DEFINE_enum(field.name, None, list(field.choices), text)
@@ -37,7 +37,7 @@ def _define(field: config.OverrideField) -> flags.FlagHolder:
 
 
 # One flag per config field: (section, holder) by name.
-_FIELDS = {f.name: (f.section, _define(f)) for f in config.override_fields()}
+_FIELDS = {f.name: (f.section, _define(f)) for f in config_fields.override_fields()}
 
 
 def experiment_from_flags() -> config.Experiment:

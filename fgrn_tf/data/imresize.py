@@ -97,12 +97,12 @@ def downscale_kernel(scale: int) -> tuple[np.ndarray, int, int]:
 def bicubic_downscale(images, scale: int):
   """MATLAB-bicubic downscale by an integer factor, as TF ops.
 
-  A symmetric pad and a strided depthwise convolution per axis (`downscale_kernel`), not
+  A symmetric pad and a strided convolution per axis (`downscale_kernel`), not
   `tf.image.resize`: XLA compiles this on every device, and the training step computes its
   guidance target with it.
 
   Args:
-    images: float `[N, H, W, C]` (any value range, C known), H and W multiples of `scale`.
+    images: float `[N, H, W, C]` (any value range), H and W multiples of `scale`.
     scale: integer factor.
 
   Returns:
@@ -111,12 +111,16 @@ def bicubic_downscale(images, scale: int):
   images = tf.convert_to_tensor(images, tf.float32)
   weights, left, right = downscale_kernel(scale)
   _check_pad(images, max(left, right), "bicubic_downscale")
-  channels = images.shape[-1]
   padded = tf.pad(images, [[0, 0], [left, right], [left, right], [0, 0]], "SYMMETRIC")
-  column = tf.constant(np.tile(weights[:, None, None, None], (1, 1, channels, 1)))
-  rows = tf.nn.depthwise_conv2d(padded, column, [1, scale, 1, 1], "VALID")
-  return tf.nn.depthwise_conv2d(rows, tf.transpose(column, [1, 0, 2, 3]), [1, 1, scale, 1],
-                                "VALID")
+  # Channels become batch entries of one-channel images: TF's CPU depthwise kernel (without
+  # oneDNN) refuses unequal strides, a plain conv takes them.
+  shape = tf.shape(padded)
+  planes = tf.reshape(tf.transpose(padded, [0, 3, 1, 2]), [-1, shape[1], shape[2], 1])
+  column = tf.constant(weights[:, None, None, None])
+  planes = tf.nn.conv2d(planes, column, [1, scale, 1, 1], "VALID")
+  planes = tf.nn.conv2d(planes, tf.reshape(column, [1, -1, 1, 1]), [1, 1, scale, 1], "VALID")
+  out = tf.shape(planes)
+  return tf.transpose(tf.reshape(planes, [shape[0], shape[3], out[1], out[2]]), [0, 2, 3, 1])
 
 
 def bicubic_upscale(images, scale: int):

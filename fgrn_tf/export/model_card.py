@@ -88,16 +88,19 @@ def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]
   if all(s in figures for s in sets):
     lines.append(f"| FGRN, the paper ({paper.SETUP}) | " + " | ".join(
         f"{figures[s][0]:.2f} / {figures[s][1]:.4f}" for s in sets) + " |")
+  lines += _codec_rows(evals[0][1], sets)
   lines += ["", "## The LR images", "",
-            "Y PSNR of the LR against MATLAB's bicubic LR (how close the visible image stays to "
-            "a plain downscale), and PIQE of the LR (lower is better) beside the bicubic LR's.",
-            "", "| | " + " | ".join(f"{s} LR PSNR | {s} PIQE" for s in sets) + " |",
+            "PSNR of the LR against MATLAB's bicubic LR, Y / RGB (how close the visible image "
+            "stays to a plain downscale; RGB also counts the colour speckle that Y hides), and "
+            "PIQE of the LR (lower is better) beside the bicubic LR's.",
+            "", "| | " + " | ".join(f"{s} LR PSNR Y / RGB | {s} PIQE" for s in sets) + " |",
             "|---|" + "---|---|" * len(sets)]
   for label, res in evals:
     ds = res["datasets"]
     lines.append(f"| FGRN ({label}) | " + " | ".join(
-        f"{_f(ds[s]['methods']['fgrn']['lr_psnr'], 2)} | {_f(ds[s]['methods']['fgrn']['piqe'], 2)}"
-        for s in sets) + " |")
+        f"{_f(ds[s]['methods']['fgrn']['lr_psnr'], 2)} / "
+        f"{_f(ds[s]['methods']['fgrn'].get('lr_psnr_rgb'), 2)} | "
+        f"{_f(ds[s]['methods']['fgrn']['piqe'], 2)}" for s in sets) + " |")
   if all("bicubic" in bicubic[s]["methods"] for s in sets):
     lines.append("| bicubic LR | " + " | ".join(
         f"- | {_f(bicubic[s]['methods']['bicubic']['piqe'], 2)}" for s in sets) + " |")
@@ -107,6 +110,24 @@ def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]
             "the gap to the paper's row above.",
             "- Set5 and Set14 were never seen in training or validation."]
   return "\n".join(lines) + "\n"
+
+
+def _codec_rows(results: dict, sets: list[str]) -> list[str]:
+  """The round trip with the LR through each lossy codec of `fgrn-eval --codec`, if any."""
+  lossy = [c for c in results.get("codecs", []) if c != "png"]
+  if not lossy:
+    return []
+  lines = ["", "## Through codecs: Y PSNR (dB) / bits per HR pixel of the stored LR", "",
+           "The LR through OpenCV's encoder and decoder between downscale and upscale "
+           "(docs/codecs.md); this model was trained for a lossless LR.", "",
+           "| method | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
+  for codec in lossy:
+    for method, name in (("fgrn", "FGRN"), ("bicubic", "bicubic")):
+      cells = [results["datasets"][s].get("codecs", {}).get(codec, {}).get(method) for s in sets]
+      if all(cells):
+        lines.append(f"| {name}, LR as {codec} | " + " | ".join(
+            f"{_f(c['psnr'], 2)} / {_f(c['bpp'], 2)}" for c in cells) + " |")
+  return lines
 
 
 def write_card(model, evals: str, commands_file=None) -> pathlib.Path:

@@ -8,13 +8,11 @@ import subprocess
 import sys
 
 import pytest
-from helpers import photo, randomize_zero_convs
+from helpers import photo, write_model_dir
 
-from fgrn_tf import eval_lib, workdir
+from fgrn_tf import eval_lib
 from fgrn_tf.codecs import CodecError
-from fgrn_tf.config import preset
 from fgrn_tf.data.images import write_image
-from fgrn_tf.models.fgrn import FGRN
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -29,13 +27,7 @@ def images_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-  d = tmp_path_factory.mktemp("codec_model")
-  experiment = preset("smoke")
-  workdir.write_experiment(d, experiment)
-  model = FGRN(experiment.model)
-  randomize_zero_convs(model.flow)
-  model.save_weights(d / workdir.BEST_WEIGHTS)
-  return d
+  return write_model_dir(tmp_path_factory.mktemp("codec_model"))
 
 
 @pytest.fixture(scope="module")

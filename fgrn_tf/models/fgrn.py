@@ -235,18 +235,21 @@ class FGRN(keras.Model):
     if target is not None:
       raise ValueError("FGRN trains on HR batches alone (it computes the bicubic LR itself); "
                        "received (x, y) data")
-    hr = tf.convert_to_tensor(hr, tf.float32)
+    variables = self.trainable_variables
+    grads, values = self.gradients(tf.convert_to_tensor(hr, tf.float32), variables)
+    self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+    return self._update({**values, "grad_norm": tf.linalg.global_norm(grads)})
+
+  def gradients(self, hr, variables):
+    """The training loss's gradients for `variables` on the HR batch, and its terms `[N]`."""
     y_bic = self.guidance_target(hr)
     with tf.GradientTape() as tape:
       out = self(hr, training=True)
       rec, guide, guide_l1 = self._loss_terms(hr, y_bic, out)
       loss = losses.replica_mean(rec + guide)
-    variables = self.trainable_variables
-    grads = tape.gradient(loss, variables)
-    self.optimizer.apply_gradients(zip(grads, variables, strict=True))
-    values = {"loss": rec + guide, "rec_loss": rec, "guide_loss": guide, "guide_l1": guide_l1,
-              "logdet": out["logdet"], "grad_norm": tf.linalg.global_norm(grads)}
-    return self._update(values)
+    return tape.gradient(loss, variables), {
+        "loss": rec + guide, "rec_loss": rec, "guide_loss": guide, "guide_l1": guide_l1,
+        "logdet": out["logdet"]}
 
   def _update(self, values):
     logs = {}

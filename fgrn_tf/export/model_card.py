@@ -23,6 +23,8 @@ def _num(v) -> float:
 
 
 def _f(v, digits: int) -> str:
+  if v is None:  # a figure an older results.json does not hold (e.g. lr_psnr_rgb)
+    return "-"
   v = _num(v)
   return "inf" if math.isinf(v) else f"{v:.{digits}f}"
 

@@ -157,6 +157,23 @@ def load_backend(path, scale: int | None, tile: int):
   return backend
 
 
+LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")
+
+
+def lossy_lr_note(command: str, jobs, backend) -> str | None:
+  """One line for `upscale` of JPEG/WebP LRs by a model trained for lossless LRs only (its
+  gain over bicubic mostly goes with the codec: docs/codecs.md), else None."""
+  config = getattr(backend, "model_config", None)
+  if command != "upscale" or config is None or config.trains_through_codec:
+    return None
+  lossy = [j for j in jobs if j.source.suffix.lower() in LOSSY_SUFFIXES]
+  if not lossy:
+    return None
+  return (f"{len(lossy)} of {len(jobs)} LR files are JPEG/WebP, and this model was trained "
+          "for lossless (PNG) LRs: expect much of its gain over bicubic to be lost "
+          "(docs/codecs.md)")
+
+
 def _error(message: str) -> None:
   print(f"error: {message}", file=sys.stderr, flush=True)
 
@@ -211,6 +228,9 @@ def run(command: str, inputs: Sequence[str], model=None, scale: int | None = Non
     print(summary(command, 0, len(failures), 0, time.perf_counter() - start), file=sys.stderr)
     return EXIT_FAILED
   backend = load_backend(path, scale, tile)
+  note = lossy_lr_note(command, jobs, backend)
+  if note:
+    print(f"note: {note}", file=sys.stderr, flush=True)
   metrics = command == "roundtrip" and metrics
   progress = Progress(len(jobs), unit="images/s")
   current = ""

@@ -409,3 +409,17 @@ def test_downscale_writes_the_codecs_format_and_refuses_bad_specs(capsys, model_
   code, _, err = run(capsys, "upscale", inputs / "odd.png", model=model_dir,
                      output_dir=tmp_path / "q", codec="jpeg:90")
   assert code == 2 and "--codec" in refusal(err)
+
+
+def test_upscale_of_a_jpeg_lr_by_a_png_trained_model_says_so_in_one_line(capsys, model_dir,
+                                                                          inputs, tmp_path):
+  code, _, _ = run(capsys, "downscale", inputs / "odd.png", model=model_dir,
+                   output_dir=tmp_path / "lr", codec="jpeg:90")
+  assert code == 0
+  code, _, err = run(capsys, "upscale", tmp_path / "lr" / "odd.jpg", model=model_dir,
+                     output_dir=tmp_path / "hr")
+  notes = [line for line in err.splitlines() if line.startswith("note:")]
+  assert code == 0 and len(notes) == 1 and "lossless (PNG)" in notes[0]
+  code, _, err = run(capsys, "upscale", inputs / "odd.png", model=model_dir,
+                     output_dir=tmp_path / "hr2")
+  assert code == 0 and "note:" not in err

@@ -142,6 +142,7 @@ def plot(results: dict, path: pathlib.Path) -> None:
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+  import matplotlib.ticker
 
   keys = list(results)
   fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4.5), squeeze=False)
@@ -150,6 +151,7 @@ def plot(results: dict, path: pathlib.Path) -> None:
       style = "o-" if len(points) > 1 else "*"
       ax.plot([p[0] for p in points], [p[1] for p in points], style, ms=4, label=name)
     ax.set(xscale="log", xlabel="bits per HR pixel", ylabel="Y PSNR (dB)", title=key)
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labels only at decades
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
   fig.tight_layout()

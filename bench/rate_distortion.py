@@ -45,17 +45,6 @@ def y_psnr(hr: np.ndarray, out: np.ndarray, border: int) -> float:
   return psnr(crop_border(rgb_to_y(hr), border), crop_border(rgb_to_y(out), border))
 
 
-def bicubic(scale: int):
-  """(down, up): the project's MATLAB bicubic, uint8 in and out."""
-  from fgrn_tf.data.imresize import bicubic_downscale, bicubic_upscale
-
-  def to8(x):
-    return np.clip(np.round(np.asarray(x)[0]), 0, 255).astype(np.uint8)
-
-  return (lambda hr: to8(bicubic_downscale(hr[None].astype(np.float32), scale)),
-          lambda lr: to8(bicubic_upscale(lr[None].astype(np.float32), scale)))
-
-
 def curves_for_image(hr: np.ndarray, scale: int, models: dict, quick: bool) -> dict:
   """{curve: {spec: (psnr, bytes)}} for one uint8 HR image."""
   from fgrn_tf import codecs
@@ -68,7 +57,10 @@ def curves_for_image(hr: np.ndarray, scale: int, models: dict, quick: bool) -> d
     for q in hr_q:
       decoded, size = codecs.Codec(kind, q).roundtrip(hr)
       out[f"hr-{kind}"][f"{kind}:{q}"] = (y_psnr(hr, decoded, scale), size)
-  down, up = bicubic(scale)
+  from fgrn_tf.eval_lib import bicubic_method
+
+  bic = bicubic_method(scale)  # the evaluation's own bicubic, so both tell the same story
+  down, up = bic.downscale, bic.upscale
   pairs = {"bicubic": (down, up, hr_q)}
   for name, backend in models.items():
     pairs[name] = (lambda x, b=backend: b.downscale(x[None])[0],

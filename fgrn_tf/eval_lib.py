@@ -86,6 +86,12 @@ def fgrn_method(model, scale: int) -> Method:
                 lambda lr: backend.upscale(lr[None])[0])
 
 
+def _y_quality(hr: np.ndarray, sr: np.ndarray, scale: int) -> dict:
+  """PSNR and SSIM of the reconstruction on Y with `scale` border pixels dropped."""
+  y_hr, y_sr = (crop_border(rgb_to_y(im), scale) for im in (hr, sr))
+  return {"psnr": psnr(y_hr, y_sr), "ssim": ssim(y_hr, y_sr)}
+
+
 def _y8(rgb: np.ndarray) -> np.ndarray:
   """Rounded Y as uint8 (MATLAB `rgb2ycbcr` on uint8), the input of NIQE and PIQE."""
   return np.round(rgb_to_y(rgb)).astype(np.uint8)
@@ -111,13 +117,10 @@ def evaluate_image(hr: np.ndarray, method: Method, scale: int, bicubic_lr: np.nd
   expect_lr = (hr.shape[0] // scale, hr.shape[1] // scale, 3)
   if lr.shape != expect_lr or sr.shape != hr.shape:
     raise EvalError(f"{method.name}: returned LR {lr.shape} / SR {sr.shape} for HR {hr.shape}")
-  y_hr = crop_border(rgb_to_y(hr), scale)
-  y_sr = crop_border(rgb_to_y(sr), scale)
   y_lr = _y8(lr)
   lr_bytes = len(codec_lib.PNG.encode(lr))
   record = {
-    "psnr": psnr(y_hr, y_sr),
-    "ssim": ssim(y_hr, y_sr),
+    **_y_quality(hr, sr, scale),
     "lr_psnr": psnr_y(lr, bicubic_lr, 0),
     # Y hides colour speckle in an LR that RGB shows (a shipped x2 LR: 42 dB Y, 36 dB RGB).
     "lr_psnr_rgb": psnr(lr.astype(np.float64), bicubic_lr.astype(np.float64)),
@@ -150,9 +153,7 @@ def evaluate_through_codec(hr: np.ndarray, method: Method, scale: int, lr: np.nd
   """
   decoded, size = codec.roundtrip(lr)
   sr = method.upscale(decoded)
-  y_hr = crop_border(rgb_to_y(hr), scale)
-  y_sr = crop_border(rgb_to_y(sr), scale)
-  return {"psnr": psnr(y_hr, y_sr), "ssim": ssim(y_hr, y_sr), "lr_bytes": size,
+  return {**_y_quality(hr, sr, scale), "lr_bytes": size,
           "bpp": codec_lib.bits_per_pixel(size, hr.shape[0], hr.shape[1]),
           "lr_codec_psnr": psnr_y(decoded, lr, 0)}
 

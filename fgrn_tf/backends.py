@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fgrn_tf.errors import FGRNError
+from fgrn_tf.errors import FGRNError, UsageError
 from fgrn_tf.image_batch import check_batch
 
 # What the export writes and the backends read (fgrn_tf.export imports these names).
@@ -280,7 +280,8 @@ def _from_export(folder: pathlib.Path, artifact: str | None, num_threads: int | 
                        num_threads=num_threads)
 
 
-def load_backend(path, *, artifact: str | None = None, num_threads: int | None = None) -> Backend:
+def load_backend(path, *, artifact: str | None = None, num_threads: int | None = None,
+                 precision: str = "float32") -> Backend:
   """The backend for what `path` holds.
 
   Args:
@@ -292,14 +293,23 @@ def load_backend(path, *, artifact: str | None = None, num_threads: int | None =
     artifact: for an export folder, which artifact to run: "savedmodel" (default),
       "tflite_float32", "tflite_float16", "tflite_int8", "tflite_int8_full".
     num_threads: interpreter threads for TFLite (Keras and SavedModel use TF's settings).
+    precision: the dtype policy a Keras model computes in (`fgrn_tf.precision`); exports have
+      theirs fixed at export time, so anything but float32 is refused for them.
 
   Raises:
     ModelNotFoundError: `path` holds none of these.
+    UsageError: `precision` other than float32 for a model that is not a Keras one.
   """
   from fgrn_tf.workdir import CONFIG, ModelNotFoundError, load_model
 
   if isinstance(path, (str, os.PathLike)) and "," in str(path) and str(path).endswith(".tflite"):
     path = str(path).split(",")
+  keras_model = not isinstance(path, (list, tuple)) and (
+      pathlib.Path(path).suffix == ".keras" or (pathlib.Path(path) / CONFIG).is_file())
+  if precision != "float32" and not keras_model and not (
+      isinstance(path, os.PathLike | str) and not pathlib.Path(path).exists()):
+    raise UsageError(f"{path}: precision {precision} applies to Keras models (a training "
+                     f"workdir or a .keras file); an export computes as it was exported")
   if isinstance(path, (list, tuple)):
     if not 1 <= len(path) <= 2 or not all(str(p).endswith(".tflite") for p in path):
       raise ModelNotFoundError(f"{path}: a pair must be two .tflite files")
@@ -309,12 +319,12 @@ def load_backend(path, *, artifact: str | None = None, num_threads: int | None =
     raise ModelNotFoundError(f"{path}: no such file or folder")
   if path.is_file():
     if path.suffix == ".keras":
-      return KerasBackend(load_model(path))
+      return KerasBackend(load_model(path, precision))
     if path.suffix == ".tflite":
       return TFLiteBackend.from_files([path], num_threads=num_threads)
     raise ModelNotFoundError(f"{path}: not a model file (expected .keras or .tflite)")
   if (path / CONFIG).is_file():
-    return KerasBackend(load_model(path))
+    return KerasBackend(load_model(path, precision))
   if (path / MANIFEST).is_file():
     return _from_export(path, artifact, num_threads)
   saved_model = _saved_model_dir(path)

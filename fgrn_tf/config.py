@@ -21,6 +21,8 @@ GUIDANCE_MODES = typing.get_args(Guidance)
 CodecGradient = Literal["end_to_end", "decoder"]
 CODEC_GRADIENTS = typing.get_args(CodecGradient)
 CodecRounding = Literal["cubic", "ste"]
+Precision = Literal["float32", "mixed_bfloat16", "mixed_float16"]
+PRECISIONS = typing.get_args(Precision)
 
 
 class ConfigError(FGRNError, ValueError):
@@ -153,6 +155,9 @@ class TrainConfig(_Fields):
     init_from: weights a new run starts from (fine-tuning): a training workdir or a shipped
       model folder, or "shipped" for the shipped model of the run's scale; empty = random
       weights. Only read at step 0; a resumed run continues from its own backup.
+    precision: float32, mixed_bfloat16 (CPUs with AVX512-BF16 or AMX, recent GPUs) or
+      mixed_float16 (NVIDIA GPUs, with dynamic loss scaling): the dtype policy of Gd's and
+      Gu's convolutions; F, the quantizers and the losses stay float32 (`fgrn_tf.precision`).
   """
 
   batch_size: int = 36
@@ -167,10 +172,13 @@ class TrainConfig(_Fields):
   val_dir: str = ""
   val_crop: int = 0
   init_from: str = ""
+  precision: Precision = "float32"
 
   def __post_init__(self):
     # JSON brings lists back; keep the field hashable and comparable.
     object.__setattr__(self, "data_dirs", tuple(self.data_dirs))
+    if self.precision not in PRECISIONS:
+      raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 # Fields that hold paths: made absolute when set from a command line, so that a workdir's

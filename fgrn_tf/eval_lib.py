@@ -53,7 +53,7 @@ def bicubic_method(scale: int) -> Method:
                 lambda lr: to8(bicubic_upscale(lr[None].astype(np.float32), scale)))
 
 
-def fgrn_method(model, scale: int) -> Method:
+def fgrn_method(model, scale: int, precision: str = "float32") -> Method:
   """A trained FGRN through `backends.load_backend` (workdir, SavedModel or .tflite pair).
 
   Args:
@@ -74,7 +74,7 @@ def fgrn_method(model, scale: int) -> Method:
                       f"--model WORKDIR|SAVEDMODEL|TFLITE (train one with train_main.py)")
   pair = "," in str(model or "")  # "down.tflite,up.tflite": load_backend splits it
   try:
-    backend = load_backend(str(model) if pair else path)
+    backend = load_backend(str(model) if pair else path, precision=precision)
   except Exception as e:  # noqa: BLE001 -- any loader failure becomes one line for the user
     if not pair and not path.exists():
       raise EvalError(f"model not found: {path} (no such file or folder)") from None
@@ -295,7 +295,8 @@ def _protocol(scale: int, niqe_on: bool) -> dict:
 
 def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output_dir,
              model=None, data_root=None, niqe_params=None, progress: bool = True,
-             overwrite: bool = False, codecs: str | Sequence[str] = ("png",)) -> dict:
+             overwrite: bool = False, codecs: str | Sequence[str] = ("png",),
+             precision: str = "float32") -> dict:
   """Evaluates methods on datasets and writes results.json, results.md and figures.
 
   Args:
@@ -315,6 +316,7 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
       results (the paper's protocol, with every metric, and the LR's own figures); each lossy
       codec adds a "codecs"[spec] entry; "rows" lists the codecs asked for, one row per
       dataset x method x codec.
+    precision: what a Keras FGRN computes in (`fgrn_tf.precision`); recorded in the results.
 
   Returns:
     The results dict also written to results.json.
@@ -345,13 +347,14 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
       raise EvalError(str(e)) from None
   runners = {"bicubic": bicubic_method(scale)}
   if "fgrn" in names:
-    runners["fgrn"] = fgrn_method(model, scale)
+    runners["fgrn"] = fgrn_method(model, scale, precision)
 
   results = {
     "scale": scale,
     "methods": names,
     "model": (str(model or shipped.default_model_path(scale)) if "fgrn" in names else None),
     "codecs": [c.spec for c in chosen],
+    "precision": precision,
     "protocol": _protocol(scale, params is not None),
     "datasets": {},
   }

@@ -144,10 +144,10 @@ def check_output_dirs(output_dir, lr_dir) -> None:
                      f"replace its HR image; give --lr_dir a folder of its own")
 
 
-def load_backend(path, scale: int | None, tile: int):
+def load_backend(path, scale: int | None, tile: int, precision: str = "float32"):
   """Loads the model at `path` (seconds) and checks what only the loaded model tells."""
   try:
-    backend = backends.load_backend(path)
+    backend = backends.load_backend(path, precision=precision)
   except Exception as e:  # missing, corrupt or foreign files: one line, not a traceback
     raise UsageError(f"cannot load model {path}: {one_line(e)}") from None
   check_model(path, backend.scale, None, scale, tile)
@@ -180,7 +180,7 @@ def _error(message: str) -> None:
 
 def run(command: str, inputs: Sequence[str], model=None, scale: int | None = None,
         output_dir=None, lr_dir=None, tile: int = DEFAULT_TILE, overwrite: bool = False,
-        metrics: bool = True, codec: str | None = None) -> int:
+        metrics: bool = True, codec: str | None = None, precision: str = "float32") -> int:
   """Runs downscale, upscale or roundtrip on `inputs` and reports each file and the run.
 
   Checks everything that needs no model (flags, output folders, inputs, targets) and reports
@@ -197,6 +197,7 @@ def run(command: str, inputs: Sequence[str], model=None, scale: int | None = Non
     metrics: roundtrip only: PSNR/SSIM of each image and their mean, on stdout.
     codec: downscale and roundtrip: how the LR is stored (`fgrn_tf.codecs` spec, e.g.
       "jpeg:90"; None: PNG). roundtrip upscales the decoded LR and reports its size.
+    precision: what a Keras model computes in (`fgrn_tf.precision`).
 
   Returns:
     0, EXIT_FAILED when some file failed, or EXIT_INTERRUPTED.
@@ -227,7 +228,7 @@ def run(command: str, inputs: Sequence[str], model=None, scale: int | None = Non
   if not jobs:  # nothing left to do: no need to wait for the model
     print(summary(command, 0, len(failures), 0, time.perf_counter() - start), file=sys.stderr)
     return EXIT_FAILED
-  backend = load_backend(path, scale, tile)
+  backend = load_backend(path, scale, tile, precision)
   note = lossy_lr_note(command, jobs, backend)
   if note:
     print(f"note: {note}", file=sys.stderr, flush=True)

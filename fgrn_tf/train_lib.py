@@ -19,7 +19,7 @@ import time
 import keras
 import tensorflow as tf
 
-from fgrn_tf import distribute, files
+from fgrn_tf import distribute, files, precision
 from fgrn_tf import train_callbacks as cb
 from fgrn_tf import workdir as wd
 from fgrn_tf.config import Experiment
@@ -93,9 +93,10 @@ def build_model(experiment: Experiment, strategy=None) -> FGRN:
   """FGRN compiled with Adam + the halving schedule, its variables and Adam's slots built."""
   keras.utils.set_random_seed(experiment.train.seed)
   with (strategy or tf.distribute.get_strategy()).scope():
-    model = FGRN(experiment.model)
+    model = FGRN(experiment.model, precision=experiment.train.precision)
+    adam = keras.optimizers.Adam(learning_rate_schedule(experiment.train))
     # No XLA: slower on CPU, fails on logical CPUs (docs/tf_notes.md, Training).
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule(experiment.train)),
+    model.compile(optimizer=precision.optimizer(adam, experiment.train.precision),
                   jit_compile=False)
     model.optimizer.build(model.trainable_variables)
   return model

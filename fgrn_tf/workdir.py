@@ -123,8 +123,10 @@ def weights_path(workdir) -> pathlib.Path:
   raise ModelNotFoundError(f"{workdir}: no trained weights ({BEST_WEIGHTS} or {LAST_WEIGHTS})")
 
 
-def load_model(path):
-  """Loads an FGRN from a training workdir (config.json + weights) or a `.keras` file.
+def load_model(path, precision: str = "float32"):
+  """Loads an FGRN from a training workdir (config.json + weights) or a `.keras` file, to
+  compute in `precision` (`fgrn_tf.precision`; the weights are float32 whatever it was
+  trained in).
 
   Raises ModelNotFoundError (nothing there) or WorkdirError (a file there is unusable; the
   message starts with its path: Keras' and h5py's own messages name no file)."""
@@ -137,11 +139,16 @@ def load_model(path):
     if not path.is_file():
       raise ModelNotFoundError(f"{path}: no such model file")
     try:
-      return keras.models.load_model(path, compile=False)
+      model = keras.models.load_model(path, compile=False)
     except Exception as e:  # noqa: BLE001 -- zip, JSON, HDF5 or layer errors alike
       raise WorkdirError(f"{path}: cannot load the model ({one_line(e)})") from None
+    if model.precision == precision:
+      return model
+    again = FGRN(model.model_config, precision=precision)
+    again.set_weights(model.get_weights())
+    return again
   experiment = read_experiment(path)
-  model = FGRN(experiment.model)
+  model = FGRN(experiment.model, precision=precision)
   weights = weights_path(path)
   try:
     model.load_weights(weights)

@@ -2,8 +2,10 @@
 
 import csv
 import json
+import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -192,3 +194,33 @@ def test_memory_prediction_extrapolates_the_two_largest_sizes():
   assert memory_vs_size.predicted_mib([(1, 1000.0)], 64) is None
   points = [(4, 2000.0), (0.25, 50.0), (1, 800.0)]  # 400 MiB per megapixel above 1 MP
   assert memory_vs_size.predicted_mib(points, 16) == pytest.approx(2000 + 12 * 400)
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="a GPU machine runs it")
+def test_gpu_check_fails_in_one_line_where_there_is_no_gpu(tmp_path):
+  run = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh")], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, VENV=str(tmp_path / "venv")))
+  assert run.returncode == 1
+  assert run.stderr.splitlines() == [
+      "gpu_check: error: no NVIDIA GPU here (nvidia-smi is missing or lists none)"]
+  assert not (tmp_path / "venv").exists()  # nothing installed before the check
+
+
+def test_gpu_train_measures_each_precision_and_refuses_a_machine_without_gpus():
+  base = [sys.executable, "-m", "bench.gpu_train", "--batch", "4", "--patch", "32", "--steps",
+          "2", "--warmup", "1", "--quick"]
+  run = subprocess.run([*base, "--allow_cpu"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=600)
+  assert run.returncode == 0, run.stderr
+  rows = [line for line in run.stdout.splitlines() if line.startswith("| mixed_float16 |")
+          or line.startswith("| float32 |")]
+  assert len(rows) == 2
+  assert all(float(row.split("|")[6]) > 0 for row in rows)  # a finite loss at the end
+  import tensorflow as tf
+
+  if tf.config.list_physical_devices("GPU"):
+    return  # the refusal is for machines without one
+  run = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert run.returncode == 1
+  assert run.stderr.strip().splitlines()[-1].startswith("gpu_train: error: TensorFlow")

@@ -14,6 +14,7 @@ import sys
 from absl import flags
 
 from fgrn_tf import entry
+from fgrn_tf.config import PRECISIONS
 from fgrn_tf.errors import UsageError
 
 _METHOD = flags.DEFINE_string(
@@ -46,6 +47,9 @@ _OVERWRITE = flags.DEFINE_bool(
 _MAX_PIXELS = flags.DEFINE_integer(
     "max_pixels", None, "Skip image files of more pixels than this. Default: $FGRN_MAX_PIXELS, "
     "else 2**27 (134 million).", lower_bound=1)
+_PRECISION = flags.DEFINE_enum(
+    "precision", "float32", PRECISIONS, "A Keras FGRN (workdir or .keras): compute Gd's and "
+    "Gu's convolutions in this precision; F stays float32.")
 flags.mark_flag_as_required("output_dir")
 
 
@@ -76,7 +80,8 @@ def _main(argv: list[str]) -> int:
   results = eval_lib.evaluate(
       _METHOD.value, _SCALE.value, _DATASETS.value.split(","), _OUTPUT_DIR.value,
       model=_MODEL.value, data_root=_DATA_ROOT.value, niqe_params=_NIQE_PARAMS.value,
-      progress=_PROGRESS.value, overwrite=_OVERWRITE.value, codecs=_CODEC.value)
+      progress=_PROGRESS.value, overwrite=_OVERWRITE.value, codecs=_CODEC.value,
+      precision=_PRECISION.value)
   _print_summary(results)
   print(f"wrote {os.path.join(_OUTPUT_DIR.value, 'results.json')} and results.md")
   return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 from absl import flags
 
 from fgrn_tf import entry
+from fgrn_tf.config import PRECISIONS
 from fgrn_tf.errors import UsageError
 from fgrn_tf.tiling import DEFAULT_TILE
 
@@ -46,7 +47,12 @@ _CODEC = flags.DEFINE_string(
     "size), jpeg:Q or webp:Q (Q in 1..100; OpenCV's encoders). roundtrip upscales the decoded "
     "LR, as whoever receives the file would.")
 
-_RESCALE_FLAGS = ("model", "scale", "output_dir", "tile", "overwrite", "max_pixels")
+_PRECISION = flags.DEFINE_enum(
+    "precision", "float32", PRECISIONS, "Keras models: compute Gd's and Gu's convolutions in "
+    "this precision (mixed_bfloat16: CPUs with AVX512-BF16 or AMX; F stays float32).")
+
+_RESCALE_FLAGS = ("model", "scale", "output_dir", "tile", "overwrite", "max_pixels",
+                  "precision")
 # The flags each command takes; any other given is refused, as a typo would be.
 COMMAND_FLAGS = {
     "info": ("scale", "json"),
@@ -56,7 +62,8 @@ COMMAND_FLAGS = {
 }
 _HOLDERS = {"model": _MODEL, "scale": _SCALE, "output_dir": _OUTPUT_DIR, "lr_dir": _LR_DIR,
             "tile": _TILE, "overwrite": _OVERWRITE, "metrics": _METRICS,
-            "max_pixels": _MAX_PIXELS, "json": _JSON, "codec": _CODEC}
+            "max_pixels": _MAX_PIXELS, "json": _JSON, "codec": _CODEC,
+            "precision": _PRECISION}
 
 
 def _command(argv: list[str]) -> tuple[str, list[str]]:
@@ -90,7 +97,7 @@ def _main(argv: list[str]) -> int:
   return rescale_lib.run(command, inputs, model=_MODEL.value, scale=_SCALE.value,
                          output_dir=_OUTPUT_DIR.value, lr_dir=_LR_DIR.value, tile=_TILE.value,
                          overwrite=_OVERWRITE.value, metrics=_METRICS.value,
-                         codec=_CODEC.value)
+                         codec=_CODEC.value, precision=_PRECISION.value)
 
 
 def main(argv=None) -> None:

@@ -18,8 +18,10 @@ class ResBlock(layers.Layer):
   def __init__(self, width: int, **kwargs):
     super().__init__(**kwargs)
     self.width = width
-    self.conv1 = layers.Conv2D(width, 3, padding="same", activation="relu", name="conv1")
-    self.conv2 = layers.Conv2D(width, 3, padding="same", name="conv2")
+    dtype = self.dtype_policy  # Keras does not hand a layer's policy down to its sublayers
+    self.conv1 = layers.Conv2D(width, 3, padding="same", activation="relu", name="conv1",
+                               dtype=dtype)
+    self.conv2 = layers.Conv2D(width, 3, padding="same", name="conv2", dtype=dtype)
 
   def build(self, input_shape):
     if input_shape[-1] != self.width:
@@ -38,16 +40,21 @@ class ResBlock(layers.Layer):
 class ResTrunk(layers.Layer):
   """What Gd and Gu share: a 3x3 conv `head` to `width` channels and a `body` of ResBlocks.
 
-  Subclasses add their own tail and `call`; `build_trunk` builds the shared part.
+  Subclasses add their own tail and `call`; `build_trunk` builds the shared part. Under a mixed
+  dtype policy the trunk computes in the low precision while the subclasses keep their skip
+  paths (the box average, the nearest-neighbour tiling) and their outputs in float32: x and the
+  HR image live on the 8-bit grid, which bfloat16 cannot hold (200/255 is off by 0.4 levels).
   """
 
   def __init__(self, scale: int, width: int, blocks: int, **kwargs):
-    super().__init__(**kwargs)
+    # Inputs arrive in float32 (no autocast): the skip paths need them exact; the convs cast.
+    super().__init__(autocast=False, **kwargs)
     self.scale = scale
     self.width = width
     self.blocks = blocks
-    self.head = layers.Conv2D(width, 3, padding="same", name="head")
-    self.body = [ResBlock(width, name=f"res{i}") for i in range(blocks)]
+    dtype = self.dtype_policy
+    self.head = layers.Conv2D(width, 3, padding="same", name="head", dtype=dtype)
+    self.body = [ResBlock(width, name=f"res{i}", dtype=dtype) for i in range(blocks)]
 
   def build_trunk(self, input_shape, in_channels: int) -> tuple:
     """Builds head (for `in_channels` inputs) and body; returns the leading dims of the shape."""
@@ -89,12 +96,14 @@ class DenseBlock(layers.Layer):
     # the identity early in training, when the zero last conv starts to move.
     init = keras.initializers.VarianceScaling(scale=0.01, mode="fan_avg",
                                               distribution="uniform")
+    dtype = self.dtype_policy
     self.convs = [
-        layers.Conv2D(growth, 3, padding="same", kernel_initializer=init, name=f"conv{i + 1}")
+        layers.Conv2D(growth, 3, padding="same", kernel_initializer=init, name=f"conv{i + 1}",
+                      dtype=dtype)
         for i in range(4)
     ]
     self.out = layers.Conv2D(out_channels, 3, padding="same", kernel_initializer="zeros",
-                             name="conv5")
+                             name="conv5", dtype=dtype)
 
   def build(self, input_shape):
     c = input_shape[-1]

@@ -22,7 +22,8 @@ class Downscaler(ResTrunk):
 
   def __init__(self, scale: int, width: int, blocks: int, **kwargs):
     super().__init__(scale, width, blocks, **kwargs)
-    self.tail = layers.Conv2D(3, 3, padding="same", kernel_initializer="zeros", name="tail")
+    self.tail = layers.Conv2D(3, 3, padding="same", kernel_initializer="zeros", name="tail",
+                              dtype=self.dtype_policy)
 
   def build(self, input_shape):
     if input_shape[-1] != 3:
@@ -35,4 +36,4 @@ class Downscaler(ResTrunk):
     h = self.head(tf.nn.space_to_depth(hr, s))
     for block in self.body:
       h = block(h)
-    return tf.nn.avg_pool2d(hr, s, s, "VALID") + self.tail(h)
+    return tf.nn.avg_pool2d(hr, s, s, "VALID") + tf.cast(self.tail(h), hr.dtype)

@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from fgrn_tf import losses
+from fgrn_tf import precision as precision_lib
 from fgrn_tf.config import ModelConfig
 from fgrn_tf.data.imresize import bicubic_downscale
 from fgrn_tf.distribute import is_multi_worker
@@ -63,17 +64,23 @@ class FGRN(keras.Model):
   strategy the same way (docs/training.md, "One data path").
   """
 
-  def __init__(self, config: ModelConfig | dict | None = None, **kwargs):
+  def __init__(self, config: ModelConfig | dict | None = None, precision: str = "float32",
+               **kwargs):
+    """`precision`: the dtype policy of Gd's and Gu's convolutions (`fgrn_tf.precision`); F,
+    the quantizers and the losses are float32 under every one."""
     super().__init__(**kwargs)
     if config is None:
       config = ModelConfig()
     if isinstance(config, dict):
       config = ModelConfig.from_dict(config)
     self.model_config = config
+    self.precision = precision
     c = config
-    self.downscaler = Downscaler(c.scale, c.width, c.down_blocks, name="Gd")
-    self.upscaler = Upscaler(c.scale, c.width, c.up_blocks, name="Gu")
-    self.flow = (FlowGuidance(c.flow_cells, 3, c.flow_growth, c.flow_clamp, name="F")
+    mixed = precision_lib.policy(precision)
+    self.downscaler = Downscaler(c.scale, c.width, c.down_blocks, name="Gd", dtype=mixed)
+    self.upscaler = Upscaler(c.scale, c.width, c.up_blocks, name="Gu", dtype=mixed)
+    self.flow = (FlowGuidance(c.flow_cells, 3, c.flow_growth, c.flow_clamp, name="F",
+                              dtype="float32")
                  if c.uses_flow else None)
     self.trackers = {name: keras.metrics.Mean(name=name) for name in TRAIN_METRICS}
     self.build((None, None, None, 3))
@@ -92,7 +99,8 @@ class FGRN(keras.Model):
     self.built = True
 
   def get_config(self):
-    return {"config": self.model_config.to_dict(), "name": self.name}
+    return {"config": self.model_config.to_dict(), "precision": self.precision,
+            "name": self.name}
 
   @classmethod
   def from_config(cls, config):
@@ -236,17 +244,25 @@ class FGRN(keras.Model):
       raise ValueError("FGRN trains on HR batches alone (it computes the bicubic LR itself); "
                        "received (x, y) data")
     variables = self.trainable_variables
-    grads, values = self.gradients(tf.convert_to_tensor(hr, tf.float32), variables)
+    grads, values = self.gradients(tf.convert_to_tensor(hr, tf.float32), variables,
+                                   self.optimizer.scale_loss)
     self.optimizer.apply_gradients(zip(grads, variables, strict=True))
-    return self._update({**values, "grad_norm": tf.linalg.global_norm(grads)})
+    # The loss-scale optimizer unscales the gradients itself; the logged norm is the true one.
+    norm = tf.linalg.global_norm(grads) / self.optimizer.scale_loss(tf.constant(1.0))
+    return self._update({**values, "grad_norm": norm})
 
-  def gradients(self, hr, variables):
-    """The training loss's gradients for `variables` on the HR batch, and its terms `[N]`."""
+  def gradients(self, hr, variables, scale_loss=None):
+    """The training loss's gradients for `variables` on the HR batch, and its terms `[N]`.
+
+    `scale_loss` (the optimizer's, under mixed_float16) scales the loss before the gradient;
+    the gradients returned are then scaled the same."""
     y_bic = self.guidance_target(hr)
     with tf.GradientTape() as tape:
       out = self(hr, training=True)
       rec, guide, guide_l1 = self._loss_terms(hr, y_bic, out)
       loss = losses.replica_mean(rec + guide)
+      if scale_loss is not None:
+        loss = scale_loss(loss)
     return tape.gradient(loss, variables), {
         "loss": rec + guide, "rec_loss": rec, "guide_loss": guide, "guide_l1": guide_l1,
         "logdet": out["logdet"]}

@@ -37,9 +37,10 @@ class FlowCell(layers.Layer):
     self.growth = growth
     self.clamp = clamp
     self.pivot = index % channels
-    self.a = DenseBlock(1, growth, name="a")
-    self.b = DenseBlock(channels - 1, growth, name="b")
-    self.p = DenseBlock(channels - 1, growth, name="p")
+    dtype = self.dtype_policy  # float32 in FGRN, whatever the global policy (precision.py)
+    self.a = DenseBlock(1, growth, name="a", dtype=dtype)
+    self.b = DenseBlock(channels - 1, growth, name="b", dtype=dtype)
+    self.p = DenseBlock(channels - 1, growth, name="p", dtype=dtype)
 
   def build(self, input_shape):
     if input_shape[-1] != self.channels:
@@ -100,7 +101,8 @@ class FlowGuidance(layers.Layer):
     self.channels = channels
     self.growth = growth
     self.clamp = clamp
-    self.cells = [FlowCell(channels, i, growth, clamp, name=f"cell{i}") for i in range(cells)]
+    self.cells = [FlowCell(channels, i, growth, clamp, name=f"cell{i}", dtype=self.dtype_policy)
+                  for i in range(cells)]
 
   def build(self, input_shape):
     for cell in self.cells:

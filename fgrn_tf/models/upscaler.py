@@ -21,9 +21,10 @@ class Upscaler(ResTrunk):
 
   def __init__(self, scale: int, width: int, blocks: int, **kwargs):
     super().__init__(scale, width, blocks, **kwargs)
-    self.body_end = layers.Conv2D(width, 3, padding="same", name="body_end")
+    self.body_end = layers.Conv2D(width, 3, padding="same", name="body_end",
+                                  dtype=self.dtype_policy)
     self.tail = layers.Conv2D(3 * scale**2, 3, padding="same", kernel_initializer="zeros",
-                              name="tail")
+                              name="tail", dtype=self.dtype_policy)
 
   def build(self, input_shape):
     if input_shape[-1] != 3:
@@ -39,4 +40,4 @@ class Upscaler(ResTrunk):
     for block in self.body:
       h = block(h)
     h = self.tail(h0 + self.body_end(h))
-    return tf.nn.depth_to_space(h + tf.tile(x, [1, 1, 1, s * s]), s)
+    return tf.nn.depth_to_space(tf.cast(h, x.dtype) + tf.tile(x, [1, 1, 1, s * s]), s)

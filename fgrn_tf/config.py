@@ -295,6 +295,26 @@ def codec_x4() -> Experiment:
   return cpu_x4().replace(model=_CODEC_MODEL, train=_CODEC_RECIPE)
 
 
+# Phone-sized networks (issue 17): narrow, two ResBlocks each side, one light coupling; the
+# size was picked from a sweep of widths (docs/mobile.md). Small networks take a larger rate.
+_MOBILE_MODEL = {"width": 24, "down_blocks": 2, "up_blocks": 2, "flow_cells": 1,
+                 "flow_growth": 12}
+_MOBILE_RECIPE = {**_CPU_RECIPE, "batch_size": 16, "steps": 3_000, "lr_halving_steps": 1_000,
+                  "learning_rate": 5e-4}
+
+
+def mobile_x2() -> Experiment:
+  """A phone-sized x2 network: width 24, 2 ResBlocks in Gd and Gu, one coupling of growth 12
+  (~81k parameters, 17x fewer upscale FLOPs than x2); 3k steps of batch 16 of 96x96 from
+  random weights, Adam 5e-4 halved every 1k."""
+  return x2().replace(model=_MOBILE_MODEL, train=_MOBILE_RECIPE)
+
+
+def mobile_x4() -> Experiment:
+  """The phone-sized network at x4 (mobile_x2's sizes), batch 16 of 128x128."""
+  return x4().replace(model=_MOBILE_MODEL, train={**_MOBILE_RECIPE, "patch_size": 128})
+
+
 def table3_x2() -> Experiment:
   """The paper's Table 3 guidance study at CPU scale: one budget for `--guidance` none, bicubic
   and flow.
@@ -337,6 +357,8 @@ PRESETS: dict[str, Callable[[], Experiment]] = {
     "table3_x2": table3_x2,
     "codec_x2": codec_x2,
     "codec_x4": codec_x4,
+    "mobile_x2": mobile_x2,
+    "mobile_x4": mobile_x4,
 }
 
 

@@ -21,7 +21,15 @@ from helpers import REFUSED_OUTPUTS, make_run, refusal_tree, snapshot, tiny_mode
 
 from fgrn_tf import backends, config, litert, workdir
 from fgrn_tf.data import images
-from fgrn_tf.export import ExportError, agreement, export_lib, inputs, manifest, saved_model
+from fgrn_tf.export import (
+  ExportError,
+  agreement,
+  export_lib,
+  gpu_delegate,
+  inputs,
+  manifest,
+  saved_model,
+)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SAVED_MODEL_CLI = pathlib.Path(sys.executable).parent / "saved_model_cli"
@@ -216,6 +224,10 @@ def test_exported_tflite_has_frozen_weights_builtin_ops_and_named_signatures(run
     assert not [op for op in found if op.startswith("CUSTOM")], (name, half)
     expected = {"downscale": (["hr"], ["lr"]), "upscale": (["lr"], ["hr"])}[half]
     assert litert.signatures(path.read_bytes()) == {half: expected}, (name, half)
+    issues = gpu_delegate.issues(path.read_bytes())
+    if name != "tflite_int8_full":  # integer I/O and kernels: NPU territory, not the GPU's
+      assert issues == [], (name, half)
+    assert run.manifest["artifacts"][name]["files"][half]["gpu_delegate_issues"] == issues
 
 
 def test_flex_ops_are_refused():

@@ -22,7 +22,16 @@ import numpy as np
 
 from fgrn_tf import backends, litert
 from fgrn_tf.errors import one_line
-from fgrn_tf.export import ExportError, agreement, folders, inputs, manifest, saved_model, tflite
+from fgrn_tf.export import (
+  ExportError,
+  agreement,
+  folders,
+  gpu_delegate,
+  inputs,
+  manifest,
+  saved_model,
+  tflite,
+)
 
 FORMATS = (saved_model.FORMAT, *tflite.VARIANTS)
 DEFAULT_FORMATS = FORMATS
@@ -211,7 +220,9 @@ def _tflite_artifact(stage, sm_dir, model, variant: tflite.Variant, keras_backen
     path = tflite.write(stage / folder / file_name, content,
                         {**info, "half": half, "format": variant.name})
     files[half] = {"path": (folder / file_name).as_posix(), "bytes": path.stat().st_size,
-                   "ops": litert.ops(content)}
+                   "ops": litert.ops(content),
+                   # What would keep TFLite's GPU delegate from running it (empty: nothing).
+                   "gpu_delegate_issues": gpu_delegate.issues(content)}
   return {"description": variant.description, "files": files,
           "bytes": sum(f["bytes"] for f in files.values())}
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from fgrn_tf import files, litert
 from fgrn_tf.backends import TFLITE_FILES
+from fgrn_tf.export import gpu_delegate
 
 # The folder of an export holding one folder per variant (`Variant.folder`).
 TFLITE_DIR = "tflite"
@@ -67,7 +68,8 @@ def convert(saved_model_dir, half: str, variant: Variant,
 
   Returns:
     The .tflite bytes, uint8 `[N, H, W, 3]` in and out with dynamic N, H and W, checked to use
-    TFLite builtin ops only (NotBuiltinOpsError otherwise).
+    TFLite builtin ops only (NotBuiltinOpsError otherwise); the uint8 I/O converts through
+    DEQUANTIZE / QUANTIZE, which TFLite's GPU delegate runs (`gpu_delegate`).
   """
   import tensorflow as tf
 
@@ -84,6 +86,8 @@ def convert(saved_model_dir, half: str, variant: Variant,
       raise ValueError(f"{variant.name} needs representative images to calibrate on")
     converter.representative_dataset = representative
   content = converter.convert()
+  if not variant.calibrate:  # a full-integer model's I/O is quantized by the converter itself
+    content = gpu_delegate.uint8_io_as_quantize(content)
   litert.check_builtin_ops(content, f"{TFLITE_FILES[half]} ({variant.name})")
   return content
 
@@ -113,3 +117,4 @@ def representative_crops(images: list[np.ndarray], scale: int, crop: int = 128,
     y, x = rng.integers(0, h - ch + 1), rng.integers(0, w - cw + 1)
     out.append(np.ascontiguousarray(image[None, y:y + ch, x:x + cw]))
   return out
+

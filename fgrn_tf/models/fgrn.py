@@ -18,7 +18,7 @@ from fgrn_tf.distribute import is_multi_worker
 from fgrn_tf.image_batch import check_shape, not_multiple
 from fgrn_tf.models.downscaler import Downscaler
 from fgrn_tf.models.flow import FlowGuidance
-from fgrn_tf.models.quantize import clip_quantize, from_uint8, quantize, to_uint8
+from fgrn_tf.models.quantize import clip_quantize, from_uint8, quantize, round_half_up, to_uint8
 from fgrn_tf.models.upscaler import Upscaler
 
 VALIDATION_QUALITY = 90  # the JPEG quality of a codec-aware model's validation
@@ -46,7 +46,7 @@ def check_image_batch(images, name: str, scale: int | None = None, dtype=tf.uint
 
 def snap_to_grid(x):
   """Back onto the 8-bit grid x lived on (x = Q(Gd(y)) was quantized before F)."""
-  return tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0) / 255.0
+  return round_half_up(tf.clip_by_value(x, 0.0, 1.0) * 255.0) / 255.0
 
 
 def psnr01(a, b):

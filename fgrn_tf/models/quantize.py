@@ -5,6 +5,16 @@ from __future__ import annotations
 import tensorflow as tf
 
 
+def round_half_up(v: tf.Tensor) -> tf.Tensor:
+  """Rounds to the nearest integer, halves up: FLOOR(v + 0.5).
+
+  Not tf.round (halves to even): TFLite lowers it to ROUND, which TFLite's GPU delegate has no
+  kernel for, so every rounding would split the graph between GPU and CPU. The two differ only
+  at exact halves.
+  """
+  return tf.floor(v + 0.5)
+
+
 def quantize(x: tf.Tensor) -> tf.Tensor:
   """Clamps to [0, 1] and rounds to multiples of 1/255, with a straight-through gradient.
 
@@ -17,7 +27,7 @@ def quantize(x: tf.Tensor) -> tf.Tensor:
     pass clamps Gd's output first (`clip_quantize`), so there values outside [0, 1] get no
     gradient; every other use (the LR image, test time) needs none.
   """
-  q = tf.round(tf.clip_by_value(x, 0.0, 1.0) * 255.0) / 255.0
+  q = round_half_up(tf.clip_by_value(x, 0.0, 1.0) * 255.0) / 255.0
   return x + tf.stop_gradient(q - x)
 
 
@@ -34,7 +44,7 @@ def to_uint8(x: tf.Tensor) -> tf.Tensor:
   """Float image in [0, 1] -> uint8, rounding to nearest and saturating."""
   # Not tf.saturate_cast: it lowers to tf.ClipByValue, which is no TFLite builtin (the export
   # would need Flex); clip_by_value on a float with scalar bounds lowers to MINIMUM + RELU.
-  return tf.cast(tf.clip_by_value(tf.round(x * 255.0), 0.0, 255.0), tf.uint8)
+  return tf.cast(tf.clip_by_value(round_half_up(x * 255.0), 0.0, 255.0), tf.uint8)
 
 
 def from_uint8(x: tf.Tensor) -> tf.Tensor:

@@ -1,0 +1,135 @@
+"""Upscaling where apps run it: each model's upscaler .tflite at phone-sized LR inputs.
+
+For every model given (a shipped folder such as models/fgrn_x2, an export folder, or a
+training workdir, which is exported to a temporary folder first), times the upscaler of each
+TFLite artifact with the LiteRT interpreter (its default XNNPACK CPU delegate) at 1 and 2
+threads, on LR inputs of 640x360, 960x540 and 1920x1080 (HR 1280x720 .. 3840x2160 at x2), and
+prints the milliseconds (median of `--runs` after one untimed call that sizes the tensors)
+beside the model's upscale FLOPs per output megapixel. All models are timed in one process,
+one after another, so that a speed-up between them compares figures of one machine and run.
+
+A paper-sized upscale of a 1920x1080 LR takes a minute or more here: once a call takes longer
+than `--max_seconds`, that size is timed once (the sizing call, marked) and the larger sizes
+are left out.
+
+  .venv/bin/python -m bench.mobile_latency                   # every model in models/
+  .venv/bin/python -m bench.mobile_latency --models models/mobile_x2,models/fgrn_x2
+  .venv/bin/python -m bench.mobile_latency --quick           # tiny sizes: checks the code
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+import tempfile
+
+from bench import common
+from fgrn_tf import files
+
+LR_SIZES = ((640, 360), (960, 540), (1920, 1080))  # width x height, as video sizes are named
+QUICK_SIZES = ((64, 36),)
+
+
+def _tflite_pairs(folder: pathlib.Path) -> dict[str, pathlib.Path]:
+  """{artifact name: upscaler.tflite} under an export folder (`export/` of a shipped one)."""
+  root = folder / "export" if (folder / "export").is_dir() else folder
+  return {p.parent.name: p for p in sorted((root / "tflite").glob("*/upscaler.tflite"))}
+
+
+def _export(workdir: pathlib.Path, out: pathlib.Path) -> pathlib.Path:
+  from fgrn_tf.export import export_lib
+
+  export_lib.export_path(workdir, out, ("savedmodel", "tflite_float32", "tflite_float16"),
+                         log=lambda m: None)
+  return out
+
+
+def flops_per_output_mp(model) -> float:
+  """Upscale FLOPs (F^-1 and Gu) per output megapixel."""
+  from bench.flops import module_flops
+
+  side = 64 * model.scale
+  f = module_flops(model, side)
+  return (f["F"] + f["Gu"]) / (side * side / 1e6)
+
+
+def measure(folders, threads, sizes, runs: int, max_seconds: float, tmp: pathlib.Path) -> list:
+  import numpy as np
+
+  from fgrn_tf import backends, workdir
+
+  rows = []
+  rng = np.random.default_rng(0)
+  for folder in folders:
+    folder = pathlib.Path(folder)
+    model = workdir.load_model(folder)
+    pairs = _tflite_pairs(folder)
+    if not pairs:
+      pairs = _tflite_pairs(_export(folder, tmp / folder.name))
+    flops = flops_per_output_mp(model)
+    s = model.scale
+    for artifact, path in pairs.items():
+      for n in threads:
+        backend = backends.TFLiteBackend.from_files([path], num_threads=n)
+        for w, h in sizes:
+          out_mp = w * h * s * s / 1e6
+          row = {"model": folder.name, "params": model.count_params(), "artifact": artifact,
+                 "threads": n, "lr": f"{w}x{h}", "hr": f"{w * s}x{h * s}",
+                 "gflop_per_output_mp": flops / 1e9}
+          lr = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)
+          first = common.time_calls(lambda lr=lr, b=backend: b.upscale(lr), runs=1, warmup=0)[0]
+          # The sizing call (tensor allocation included) bounds what a timed one costs.
+          if first * runs > max_seconds:
+            times = [first]
+            row["note"] = "one call, allocation included"
+          else:
+            times = common.time_calls(lambda lr=lr, b=backend: b.upscale(lr), runs=runs, warmup=0)
+          rows.append({**row, "ms": 1000 * min(times) if row.get("note") else
+                       1000 * common.summarize(times)["median"], "output_mp": out_mp})
+          common.progress("mobile_latency", f"{folder.name} {artifact} {n} thread(s) "
+                                            f"{w}x{h}: {rows[-1]['ms']:.0f} ms")
+          if first > max_seconds:
+            break  # the next, larger size would take longer still
+  return rows
+
+
+def report(info: dict, rows: list) -> str:
+  lines = [common.machine_line(info, info.get("peak_gflops")), "",
+           "| model | params | artifact | threads | LR -> HR | ms | GFLOP / output MP |",
+           "|---|---|---|---|---|---|---|"]
+  for r in rows:
+    note = f" ({r['note']})" if r.get("note") else ""
+    lines.append(f"| {r['model']} | {r['params']:,} | {r['artifact']} | {r['threads']} | "
+                 f"{r['lr']} -> {r['hr']} | {r['ms']:.0f}{note} | "
+                 f"{r['gflop_per_output_mp']:.1f} |")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  parser = common.script_parser(__doc__)
+  parser.add_argument("--models", default="",
+                      help="comma-separated model folders (default: every one in models/)")
+  parser.add_argument("--threads", default="1,2")
+  parser.add_argument("--runs", type=int, default=3)
+  parser.add_argument("--max_seconds", type=float, default=60.0,
+                      help="skip the larger sizes of a model once one call takes this long")
+  parser.add_argument("--quick", action="store_true", help="a tiny input size")
+  parser.add_argument("--json_out", type=pathlib.Path)
+  args = parser.parse_args(argv)
+  folders = ([pathlib.Path(m) for m in args.models.split(",") if m] or
+             sorted(p for p in (common.ROOT / "models").iterdir() if (p / "config.json").is_file()))
+  info = common.announce("mobile_latency") or common.machine_info()
+  common.configure_tf()
+  with tempfile.TemporaryDirectory(prefix="mobile_latency.") as tmp:
+    rows = measure(folders, [int(t) for t in args.threads.split(",")],
+                   QUICK_SIZES if args.quick else LR_SIZES, args.runs, args.max_seconds,
+                   pathlib.Path(tmp))
+  text = report(info, rows)
+  print(text)
+  if args.json_out:
+    files.write_json(args.json_out, {"machine": info, "rows": rows, "markdown": text})
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -5,6 +5,7 @@ Runs the step under TF's profiler (`tf.profiler.experimental`), reads the trace 
 Op times are summed over threads, so with 2 threads they can exceed the wall time.
 
   python -m bench.profile_step --scales 2,4
+  python -m bench.profile_step --scales 2 --precision mixed_bfloat16   # where bf16 time goes
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def summarize_ops(ops, wall: float, top: int = 12) -> dict:
 
 
 def profile(scale: int, quick: bool, hr_side: int = 512, batch: int = 4,
-            patch: int = 96) -> dict:
+            patch: int = 96, precision: str = "float32") -> dict:
   """Profiles one upscale of an `hr_side` image and one training step at `batch` x `patch`.
 
   Returns:
@@ -99,12 +100,13 @@ def profile(scale: int, quick: bool, hr_side: int = 512, batch: int = 4,
   from fgrn_tf.backends import KerasBackend
   from fgrn_tf.models.fgrn import FGRN
 
-  model = FGRN(common.bench_model_config(scale, quick))
+  model = FGRN(common.bench_model_config(scale, quick), precision=precision)
   backend = KerasBackend(model)
   lr = np.random.default_rng(0).integers(0, 256, (1, hr_side // scale, hr_side // scale, 3),
                                          dtype=np.uint8)
   backend.upscale(lr)  # trace and warm up outside the profile
-  result = {"scale": scale, "hr_side": hr_side, "batch": batch, "patch": patch}
+  result = {"scale": scale, "hr_side": hr_side, "batch": batch, "patch": patch,
+            "precision": precision}
   result["upscale"] = summarize_ops(*trace_ops(lambda: backend.upscale(lr)))
 
   model.compile(optimizer=keras.optimizers.Adam(1e-4))
@@ -121,11 +123,14 @@ def profile(scale: int, quick: bool, hr_side: int = 512, batch: int = 4,
 
 
 def main(argv=None) -> int:
-  args = common.model_bench_parser(__doc__).parse_args(argv)
+  parser = common.model_bench_parser(__doc__)
+  parser.add_argument("--precision", default="float32", help="Gd's and Gu's dtype policy")
+  args = parser.parse_args(argv)
   common.announce("profile_step")
   common.configure_tf(threads=args.threads)
   kwargs = dict(hr_side=128, batch=2, patch=32) if args.quick else {}
-  results = [profile(int(s), args.quick, **kwargs) for s in args.scales.split(",")]
+  results = [profile(int(s), args.quick, precision=args.precision, **kwargs)
+             for s in args.scales.split(",")]
   if args.json_out:
     files.write_json(args.json_out, {"rows": results})
   return 0

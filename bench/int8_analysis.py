@@ -32,6 +32,7 @@ VARIANTS = {
     "full int8": [],
     "int8 Gu, F float": "F",
     "int8 F, Gu float": "Gu",
+    "int8 Gu convs, F and Gu's adds float": "F+adds",
 }
 
 
@@ -88,7 +89,8 @@ def analyse(model, images, calibration, tmp: pathlib.Path) -> dict:
     if keep_float is None:
       content = plain.convert()
     else:
-      deny = [n for n in names if _module(n) == keep_float] if keep_float else []
+      deny = [n for n, op in names if _module(n) == keep_float.split("+")[0]
+              or (keep_float.endswith("+adds") and op == "ADD")] if keep_float else []
       options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=deny)
       d = tf.lite.experimental.QuantizationDebugger(
           converter=converter(), debug_dataset=representative, debug_options=options)
@@ -105,8 +107,9 @@ def _rows(stats: pathlib.Path) -> list[dict]:
     return list(csv.DictReader(f))
 
 
-def _quantized_nodes(stats: pathlib.Path) -> list[str]:
-  return [row["tensor_name"] for row in _rows(stats)]
+def _quantized_nodes(stats: pathlib.Path) -> list[tuple[str, str]]:
+  """(tensor name, op name) of every quantized tensor."""
+  return [(row["tensor_name"], row["op_name"]) for row in _rows(stats)]
 
 
 def _per_module(stats: pathlib.Path) -> dict:
@@ -129,7 +132,8 @@ def report(info: dict, model_name: str, result: dict) -> str:
   lines = [common.machine_line(info, info.get("peak_gflops")), "",
            f"Upscaler of {model_name}: error of each quantized tensor (RMSE / quantization "
            "step; 0.29 is a perfect uniform rounding)", "",
-           "| module | quantized tensors | median | worst | worst tensor |", "|---|---|---|---|---|"]
+           "| module | quantized tensors | median | worst | worst tensor |",
+           "|---|---|---|---|---|"]
   for m, e in sorted(result["per_module"].items()):
     lines.append(f"| {m} | {e['tensors']} | {e['median_rmse_per_scale']:.2f} | "
                  f"{e['max_rmse_per_scale']:.1f} | {e['worst'][:70]} |")
@@ -171,7 +175,9 @@ def main(argv=None) -> int:
     pictures = [p[:p.shape[0] - p.shape[0] % s, :p.shape[1] - p.shape[1] % s] for p in pictures]
     sources = (images.list_images(args.calibration) if args.calibration
                else defaults.default_image_files())
-    calib = representative_crops([images.read_rgb8(f) for f in sources], s, crop=128, count=8)
+    # One shape for all: the debugger runs its dataset without resizing the interpreter.
+    big = [im for im in (images.read_rgb8(f) for f in sources) if min(im.shape[:2]) >= 128]
+    calib = representative_crops(big, s, crop=128, count=8)
   with tempfile.TemporaryDirectory(prefix="int8.") as tmp:
     result = analyse(model, pictures, calib, pathlib.Path(tmp))
   text = report(info, name, result)

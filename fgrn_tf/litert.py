@@ -75,6 +75,23 @@ def check_builtin_ops(content: bytes, what: str) -> list[str]:
   return found
 
 
+def quantized_tensor_names(content: bytes) -> list[str]:
+  """Names of the int8 / uint8 / int16 tensors that ops of the model write, in op order."""
+  schema = _schema()
+  model = _model(content)
+  integer = {schema.TensorType.INT8, schema.TensorType.UINT8, schema.TensorType.INT16}
+  names = []
+  for g in range(model.SubgraphsLength()):
+    graph = model.Subgraphs(g)
+    for i in range(graph.OperatorsLength()):
+      op = graph.Operators(i)
+      for k in range(op.OutputsLength()):
+        tensor = graph.Tensors(op.Outputs(k))
+        if tensor.Type() in integer:
+          names.append(tensor.Name().decode())
+  return names
+
+
 def signatures(content: bytes) -> dict[str, tuple[list[str], list[str]]]:
   """{signature key: (input names, output names)} of a model."""
   model = _model(content)

@@ -31,6 +31,9 @@ _CHECK_DIR = flags.DEFINE_string(
     "check_dir", None, "Images to check the shipped files on (default: the run's validation "
     "folder, else its training images).")
 _CHECK_IMAGES = flags.DEFINE_integer("check_images", 5, "How many check images to use.")
+_FORMATS = flags.DEFINE_string(
+    "formats", "tflite_float16", "TFLite halves to ship beside the weights (fgrn-export's "
+    "names), e.g. tflite_float16,tflite_int8_mixed for a phone-sized model.")
 flags.mark_flag_as_required("model")
 
 
@@ -47,7 +50,7 @@ def _main(argv: list[str]) -> int:
   if len(argv) > 1:
     raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   ship_lib.ship_path(_WORKDIR.value, _DEST.value, _CHECK_DIR.value, _CHECK_IMAGES.value,
-                     log=_log)
+                     log=_log, formats=_FORMATS.value)
   return 0
 
 

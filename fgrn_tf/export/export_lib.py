@@ -101,7 +101,7 @@ def export_path(model_path, output_dir, formats: str | Sequence[str] = DEFAULT_F
       raise ExportError("a .keras file carries no training images: pass --check_dir")
     check = inputs.load_check_images(check_files, model.scale, check_crop, check_count, log=log)
     calibration = None
-    if "tflite_int8_full" in formats:
+    if any(tflite.VARIANTS[f].calibrate for f in formats if f in tflite.VARIANTS):
       files = (images.list_images(calibration_dir) if calibration_dir
                else inputs.default_image_files(path) if is_workdir else check_files)
       calibration = inputs.load_calibration_images(files, model.scale, log=log)

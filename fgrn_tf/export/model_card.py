@@ -34,6 +34,32 @@ def _mb(path: pathlib.Path) -> str:
   return f"{sum(p.stat().st_size for p in found) / 1e6:.1f} MB"
 
 
+def _paper_sized(m: dict) -> bool:
+  from fgrn_tf import config
+
+  try:
+    ref = config.model_preset_for_scale(m["scale"])
+  except config.ConfigError:
+    return False
+  return all(m[k] == getattr(ref, k) for k in ("width", "down_blocks", "up_blocks",
+                                               "flow_cells", "flow_growth"))
+
+
+def _parameters(m: dict) -> int:
+  from fgrn_tf.config import ModelConfig
+  from fgrn_tf.models.fgrn import FGRN
+
+  return FGRN(ModelConfig.from_dict(m)).count_params()
+
+
+def _codec_line(m: dict) -> str:
+  if not m.get("codec_min_quality"):
+    return "It was trained for lossless (PNG) LRs. "
+  return (f"It was trained for LRs stored as JPEG at quality {m['codec_min_quality']}.."
+          f"{m['codec_max_quality']} (on {m['codec_prob']:.0%} of the training examples; "
+          "docs/codecs.md). ")
+
+
 def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]) -> str:
   """The text of MODEL_CARD.md.
 
@@ -51,11 +77,16 @@ def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]
   hours = state.get("train_seconds", 0) / 3600
   data = ", ".join(pathlib.Path(d).name for d in t["data_dirs"]) or "the built-in photos"
   done = state["step"] >= t["steps"]
+  sizes = (f"width {m['width']}, {m['down_blocks']} + {m['up_blocks']} ResBlocks, K = "
+           f"{m['flow_cells']} flow cells of growth {m['flow_growth']}")
+  paper_sized = _paper_sized(m)
+  kind = "as the paper sizes it" if paper_sized else "phone-sized"
   lines = [
-      f"# FGRN x{scale}, trained on a CPU", "",
-      f"FGRN (Li et al., BMVC 2021) x{scale} as the paper sizes it (width {m['width']}, "
-      f"{m['down_blocks']} + {m['up_blocks']} ResBlocks, K = {m['flow_cells']} flow cells), "
+      f"# FGRN x{scale}{'' if paper_sized else ' (phone-sized)'}, trained on a CPU", "",
+      f"FGRN (Li et al., BMVC 2021) x{scale} {kind} ({sizes}; "
+      f"{_parameters(m):,} parameters), "
       f"trained with this repository's `train_main.py` on a 2-core CPU. "
+      + _codec_line(m)
       + ("Training is complete." if done else
          f"**Training is not finished** ({state['step']} of {t['steps']} steps): these are the "
          "weights of the best validation so far, and the run continues in later sessions."), "",
@@ -73,8 +104,9 @@ def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]
       f"8-bit round trip, at step {state.get('best_step', '?')} |",
       f"| weights | `best.weights.h5`, stored as float16 ({_mb(model / 'best.weights.h5')}); "
       "Keras loads them as float32 |",
-      f"| TFLite | `export/tflite/float16/{{downscaler,upscaler}}.tflite` "
-      f"({_mb(model / 'export' / 'tflite' / 'float16')}) |", "",
+      *[f"| TFLite {d.name} | `export/tflite/{d.name}/{{downscaler,upscaler}}.tflite` "
+        f"({_mb(d)}) |" for d in sorted((model / "export" / "tflite").glob("*")) if d.is_dir()],
+      "",
       "## Reconstruction: PSNR / SSIM of the HR round trip (Y, border = scale)", "",
       "| method | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
   bicubic = evals[0][1]["datasets"]
@@ -90,7 +122,7 @@ def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]
   if all(s in figures for s in sets):
     lines.append(f"| FGRN, the paper ({paper.SETUP}) | " + " | ".join(
         f"{figures[s][0]:.2f} / {figures[s][1]:.4f}" for s in sets) + " |")
-  lines += _codec_rows(evals[0][1], sets)
+  lines += _codec_rows(evals[0][1], sets, m)
   lines += ["", "## The LR images", "",
             "PSNR of the LR against MATLAB's bicubic LR, Y / RGB (how close the visible image "
             "stays to a plain downscale; RGB also counts the colour speckle that Y hides), and "
@@ -109,19 +141,21 @@ def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]
   lines += ["", "## How these numbers were made", "", "```", *commands, "```", "",
             "## Limits", "",
             f"- A few CPU-hours on {data} against the paper's GPU-days on DIV2K+Flickr2K: expect "
-            "the gap to the paper's row above.",
+            "the gap to the paper's row above" + ("." if paper_sized else
+                                                  ", and this network is much smaller."),
             "- Set5 and Set14 were never seen in training or validation."]
   return "\n".join(lines) + "\n"
 
 
-def _codec_rows(results: dict, sets: list[str]) -> list[str]:
+def _codec_rows(results: dict, sets: list[str], m: dict) -> list[str]:
   """The round trip with the LR through each lossy codec of `fgrn-eval --codec`, if any."""
   lossy = [c for c in results.get("codecs", []) if c != "png"]
   if not lossy:
     return []
   lines = ["", "## Through codecs: Y PSNR (dB) / bits per HR pixel of the stored LR", "",
            "The LR through OpenCV's encoder and decoder between downscale and upscale "
-           "(docs/codecs.md); this model was trained for a lossless LR.", "",
+           "(docs/codecs.md); " + _codec_line(m).replace("It was", "this model was")
+           .rstrip(" "), "",
            "| method | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
   for codec in lossy:
     for method, name in (("fgrn", "FGRN"), ("bicubic", "bicubic")):

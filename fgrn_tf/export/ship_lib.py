@@ -89,7 +89,7 @@ def check_dest(dest) -> None:
 
 
 def ship_path(workdir, dest=None, check_dir=None, check_count: int = 5,
-              log: Callable[[str], None] = print) -> dict:
+              log: Callable[[str], None] = print, formats=EXPORT_FORMATS) -> dict:
   """Ships the run at `workdir` (what `fgrn-ship` does); returns the export manifest.
 
   The run's files and the destination are checked before TensorFlow is imported.
@@ -101,12 +101,17 @@ def ship_path(workdir, dest=None, check_dir=None, check_count: int = 5,
       else its training images).
     check_count: how many check images to use.
     log: receives one progress line per step.
+    formats: the TFLite formats to ship (`export_lib.FORMATS` names, or one comma-separated
+      string); the SavedModel is never shipped (its size).
   """
   from fgrn_tf.data import images
   from fgrn_tf.models.shipped import default_model_path
   from fgrn_tf.workdir import weights_path
 
   with folders.reported():
+    formats = export_lib.parse_formats(formats)
+    if "savedmodel" in formats:
+      raise ExportError("the SavedModel is not shipped (export it with fgrn-export)")
     scale = inputs.read_config(workdir).model.scale
     weights_path(workdir)
     dest = pathlib.Path(dest or default_model_path(scale))
@@ -119,11 +124,11 @@ def ship_path(workdir, dest=None, check_dir=None, check_count: int = 5,
     files = (images.list_images(check_dir) if check_dir
              else inputs.default_image_files(workdir))
     check = inputs.load_check_images(files, scale, limit=check_count, log=log)
-    return ship(workdir, dest, check, log=log)
+    return ship(workdir, dest, check, log=log, formats=formats)
 
 
 def ship(workdir, dest, check_images, log: Callable[[str], None] = print,
-         size_limit: int = SIZE_LIMIT_BYTES) -> dict:
+         size_limit: int = SIZE_LIMIT_BYTES, formats=EXPORT_FORMATS) -> dict:
   """Writes `dest` (e.g. models/fgrn_x2) from a training workdir; returns the export manifest.
 
   `dest` is built beside itself and swapped in at the end, so a failure leaves the shipped
@@ -152,7 +157,7 @@ def ship(workdir, dest, check_images, log: Callable[[str], None] = print,
     log(f"half-precision weights: round trip PSNR {drop:+.3f} dB against float32 on "
         f"{len(check_images)} check images")
     manifest = export_lib.export(
-        half, stage / EXPORT_SUBDIR, check_images, formats=EXPORT_FORMATS,
+        half, stage / EXPORT_SUBDIR, check_images, formats=tuple(formats),
         source={"path": str(workdir.resolve()), "weights": source_weights.name,
                 "stored_as": "float16"}, log=log)
     if (dest / MODEL_CARD).is_file():

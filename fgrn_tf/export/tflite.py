@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import re
+import warnings
 from collections.abc import Callable, Iterable
 
 import numpy as np
@@ -34,6 +36,8 @@ class Variant:
     optimize: apply the converter's default optimisation (weight quantization).
     float16: store weights as float16 (with `optimize`).
     calibrate: quantize activations too, from representative images (full integer).
+    int8_scopes: with `calibrate`, quantize only the ops under these Keras scopes (Gd, Gu) and
+      keep every other op float (the flow: `docs/mobile.md`, "Full-integer int8").
   """
 
   name: str
@@ -42,6 +46,7 @@ class Variant:
   optimize: bool = False
   float16: bool = False
   calibrate: bool = False
+  int8_scopes: tuple[str, ...] = ()
 
 
 VARIANTS = {v.name: v for v in (
@@ -53,6 +58,9 @@ VARIANTS = {v.name: v for v in (
     Variant("tflite_int8_full", "int8_full", "full-integer int8: int8 weights and activations "
             "calibrated on training images (float fallback where no int8 kernel exists)",
             optimize=True, calibrate=True),
+    Variant("tflite_int8_mixed", "int8_mixed", "int8 weights and activations in Gd and Gu, "
+            "F in float32 (int8 cannot hold the 1/255 detail F must invert)",
+            optimize=True, calibrate=True, int8_scopes=("Gd", "Gu")),
 )}
 
 
@@ -85,11 +93,30 @@ def convert(saved_model_dir, half: str, variant: Variant,
     if representative is None:
       raise ValueError(f"{variant.name} needs representative images to calibrate on")
     converter.representative_dataset = representative
-  content = converter.convert()
-  if not variant.calibrate:  # a full-integer model's I/O is quantized by the converter itself
+  if variant.int8_scopes:
+    content = _selective_int8(converter, converter.convert(), representative, variant.int8_scopes)
+  else:
+    content = converter.convert()
+  if not variant.calibrate or variant.int8_scopes:  # full int8's I/O: the converter's own
     content = gpu_delegate.uint8_io_as_quantize(content)
   litert.check_builtin_ops(content, f"{TFLITE_FILES[half]} ({variant.name})")
   return content
+
+
+def _selective_int8(converter, full_int8: bytes, representative, scopes) -> bytes:
+  """The model of `converter` with int8 only for the ops under `scopes` (TFLite's
+  quantization debugger, `denylisted_nodes`: every quantized tensor outside them)."""
+  import tensorflow as tf
+
+  pattern = re.compile(r"(^|/)(" + "|".join(map(re.escape, scopes)) + r")(_\d+)?/")
+  outside = [name for name in litert.quantized_tensor_names(full_int8)
+             if not pattern.search(name)]
+  options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=outside)
+  with warnings.catch_warnings():  # the debugger runs tf.lite.Interpreter, which warns it is old
+    warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=representative, debug_options=options)
+    return debugger.get_nondebug_quantized_model()
 
 
 def write(path, content: bytes, info: dict) -> pathlib.Path:

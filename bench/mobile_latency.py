@@ -14,7 +14,12 @@ are left out.
 
   .venv/bin/python -m bench.mobile_latency                   # every model in models/
   .venv/bin/python -m bench.mobile_latency --models models/mobile_x2,models/fgrn_x2
+  .venv/bin/python -m bench.mobile_latency --eval_dir DATA/Set5 --plot docs/benchmarks/mobile.png
   .venv/bin/python -m bench.mobile_latency --quick           # tiny sizes: checks the code
+
+With `--eval_dir`, each model's TFLite pair is also scored there (the round trip's Y PSNR,
+`fgrn-eval`'s protocol), and `--plot` draws PSNR against the milliseconds of the 960x540
+upscale at 2 threads, one panel per scale.
 """
 
 from __future__ import annotations
@@ -53,7 +58,17 @@ def flops_per_output_mp(model) -> float:
   return (f["F"] + f["Gu"]) / (side * side / 1e6)
 
 
-def measure(folders, threads, sizes, runs: int, max_seconds: float, tmp: pathlib.Path) -> list:
+def _psnr(folder: pathlib.Path, scale: int, eval_dir: str, out: pathlib.Path) -> float:
+  from fgrn_tf import eval_lib
+
+  results = eval_lib.evaluate(["fgrn"], scale, [eval_dir], out, model=str(folder),
+                              niqe_params="none", progress=False)
+  (name,) = results["datasets"]
+  return results["datasets"][name]["methods"]["fgrn"]["psnr"]
+
+
+def measure(folders, threads, sizes, runs: int, max_seconds: float, tmp: pathlib.Path,
+            eval_dir: str = "") -> list:
   import numpy as np
 
   from fgrn_tf import backends, workdir
@@ -69,13 +84,15 @@ def measure(folders, threads, sizes, runs: int, max_seconds: float, tmp: pathlib
     flops = flops_per_output_mp(model)
     s = model.scale
     for artifact, path in pairs.items():
+      psnr = (_psnr(path.parent, s, eval_dir, tmp / f"eval_{folder.name}_{artifact}")
+              if eval_dir else None)
       for n in threads:
         backend = backends.TFLiteBackend.from_files([path], num_threads=n)
         for w, h in sizes:
           out_mp = w * h * s * s / 1e6
           row = {"model": folder.name, "params": model.count_params(), "artifact": artifact,
                  "threads": n, "lr": f"{w}x{h}", "hr": f"{w * s}x{h * s}",
-                 "gflop_per_output_mp": flops / 1e9}
+                 "gflop_per_output_mp": flops / 1e9, "psnr": psnr}
           lr = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)
           first = common.time_calls(lambda lr=lr, b=backend: b.upscale(lr), runs=1, warmup=0)[0]
           # The sizing call (tensor allocation included) bounds what a timed one costs.
@@ -95,12 +112,13 @@ def measure(folders, threads, sizes, runs: int, max_seconds: float, tmp: pathlib
 
 def report(info: dict, rows: list) -> str:
   lines = [common.machine_line(info, info.get("peak_gflops")), "",
-           "| model | params | artifact | threads | LR -> HR | ms | GFLOP / output MP |",
-           "|---|---|---|---|---|---|---|"]
+           "| model | params | artifact | round trip PSNR | threads | LR -> HR | ms | "
+           "GFLOP / output MP |", "|---|---|---|---|---|---|---|---|"]
   for r in rows:
     note = f" ({r['note']})" if r.get("note") else ""
-    lines.append(f"| {r['model']} | {r['params']:,} | {r['artifact']} | {r['threads']} | "
-                 f"{r['lr']} -> {r['hr']} | {r['ms']:.0f}{note} | "
+    psnr = "" if r.get("psnr") is None else f"{r['psnr']:.2f}"
+    lines.append(f"| {r['model']} | {r['params']:,} | {r['artifact']} | {psnr} | "
+                 f"{r['threads']} | {r['lr']} -> {r['hr']} | {r['ms']:.0f}{note} | "
                  f"{r['gflop_per_output_mp']:.1f} |")
   return "\n".join(lines)
 
@@ -114,6 +132,8 @@ def main(argv=None) -> int:
   parser.add_argument("--max_seconds", type=float, default=60.0,
                       help="skip the larger sizes of a model once one call takes this long")
   parser.add_argument("--quick", action="store_true", help="a tiny input size")
+  parser.add_argument("--eval_dir", default="", help="score each TFLite pair on these images")
+  parser.add_argument("--plot", type=pathlib.Path, help="PSNR against ms, written here (PNG)")
   parser.add_argument("--json_out", type=pathlib.Path)
   args = parser.parse_args(argv)
   folders = ([pathlib.Path(m) for m in args.models.split(",") if m] or
@@ -123,12 +143,42 @@ def main(argv=None) -> int:
   with tempfile.TemporaryDirectory(prefix="mobile_latency.") as tmp:
     rows = measure(folders, [int(t) for t in args.threads.split(",")],
                    QUICK_SIZES if args.quick else LR_SIZES, args.runs, args.max_seconds,
-                   pathlib.Path(tmp))
+                   pathlib.Path(tmp), args.eval_dir)
   text = report(info, rows)
   print(text)
   if args.json_out:
     files.write_json(args.json_out, {"machine": info, "rows": rows, "markdown": text})
+  if args.plot:
+    plot(rows, args.plot, "64x36" if args.quick else "960x540")
   return 0
+
+
+def plot(rows: list, path: pathlib.Path, lr: str, threads: int = 2) -> None:
+  """Round-trip PSNR against upscale milliseconds (log scale), one panel per scale."""
+  import matplotlib
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  chosen = [r for r in rows if r["lr"] == lr and r["threads"] == threads and r.get("psnr")]
+  scales = sorted({int(r["hr"].split("x")[0]) // int(r["lr"].split("x")[0]) for r in chosen})
+  fig, axes = plt.subplots(1, max(1, len(scales)), figsize=(5.5 * max(1, len(scales)), 4),
+                           squeeze=False)
+  for ax, s in zip(axes[0], scales, strict=False):
+    for r in chosen:
+      if int(r["hr"].split("x")[0]) // int(r["lr"].split("x")[0]) != s:
+        continue
+      ax.scatter(r["ms"], r["psnr"])
+      ax.annotate(f"{r['model']} {r['artifact']}", (r["ms"], r["psnr"]), fontsize=8,
+                  xytext=(4, 4), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"ms to upscale a {lr} LR (TFLite, {threads} threads)")
+    ax.set_ylabel("round trip Y PSNR (dB)")
+    ax.set_title(f"x{s}")
+    ax.grid(True, alpha=0.3)
+  fig.tight_layout()
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

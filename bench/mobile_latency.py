@@ -110,6 +110,10 @@ def measure(folders, threads, sizes, runs: int, max_seconds: float, tmp: pathlib
   return rows
 
 
+def _sizes(text: str) -> tuple:
+  return tuple(tuple(int(v) for v in size.split("x")) for size in text.split(",") if size)
+
+
 def report(info: dict, rows: list) -> str:
   lines = [common.machine_line(info, info.get("peak_gflops")), "",
            "| model | params | artifact | round trip PSNR | threads | LR -> HR | ms | "
@@ -132,6 +136,8 @@ def main(argv=None) -> int:
   parser.add_argument("--max_seconds", type=float, default=60.0,
                       help="skip the larger sizes of a model once one call takes this long")
   parser.add_argument("--quick", action="store_true", help="a tiny input size")
+  parser.add_argument("--sizes", default="", help="LR sizes WxH,... (default 640x360,960x540,"
+                                                  "1920x1080)")
   parser.add_argument("--eval_dir", default="", help="score each TFLite pair on these images")
   parser.add_argument("--plot", type=pathlib.Path, help="PSNR against ms, written here (PNG)")
   parser.add_argument("--json_out", type=pathlib.Path)
@@ -142,7 +148,8 @@ def main(argv=None) -> int:
   common.configure_tf()
   with tempfile.TemporaryDirectory(prefix="mobile_latency.") as tmp:
     rows = measure(folders, [int(t) for t in args.threads.split(",")],
-                   QUICK_SIZES if args.quick else LR_SIZES, args.runs, args.max_seconds,
+                   QUICK_SIZES if args.quick else _sizes(args.sizes) or LR_SIZES, args.runs,
+                   args.max_seconds,
                    pathlib.Path(tmp), args.eval_dir)
   text = report(info, rows)
   print(text)

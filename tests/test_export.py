@@ -85,7 +85,8 @@ def run(tmp_path_factory):
   # int8_full is kept whatever its quality on this random network, so that it can be tested.
   # umask 022 is what a server's export job usually runs with: TF Serving must read the files.
   proc = export_cli("--model", wd, "--output_dir", out, "--check_dir", check,
-                    "--check_crop", 0, "--max_int8_full_drop", 1000, umask=0o022)
+                    "--check_crop", 0, "--max_int8_full_drop", 1000,
+                    "--formats", ",".join(export_lib.FORMATS), umask=0o022)
   assert proc.returncode == 0, proc.stderr[-3000:]
   keras = backends.load_backend(wd)
   return types.SimpleNamespace(out=out, wd=wd, keras=keras, stdout=proc.stdout,

@@ -34,7 +34,9 @@ from fgrn_tf.export import (
 )
 
 FORMATS = (saved_model.FORMAT, *tflite.VARIANTS)
-DEFAULT_FORMATS = FORMATS
+# The mixed int8 variant runs TFLite's (experimental) quantization debugger over the
+# calibration images, the slowest conversion: it is written when asked for.
+DEFAULT_FORMATS = tuple(f for f in FORMATS if f != "tflite_int8_mixed")
 
 
 def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:

@@ -147,3 +147,17 @@ def test_fgrn_takes_precision_for_keras_models_and_refuses_it_for_exports(tmp_pa
        "--precision", "double"], cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert run.returncode == 2
   assert run.stderr.strip().splitlines()[-1].startswith("fgrn: error: ")
+
+
+def test_a_step_skipped_for_non_finite_float16_gradients_still_counts(tmp_path):
+  exp = _smoke(image_folder(tmp_path / "data"), "mixed_float16")
+  model = train_lib.build_model(exp)
+  optimizer = model.optimizer
+  before = [v.numpy().copy() for v in model.trainable_variables]
+  scale = float(optimizer.dynamic_scale.numpy())
+  grads = [tf.fill(v.shape, np.inf) for v in model.trainable_variables]
+  optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+  assert current_step(model) == 1  # the step counts: backups stay on epoch boundaries
+  assert float(optimizer.dynamic_scale.numpy()) == scale / 2  # and the scale backs off
+  for a, v in zip(before, model.trainable_variables, strict=True):
+    np.testing.assert_array_equal(a, v.numpy())  # nothing was applied

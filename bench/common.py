@@ -199,6 +199,18 @@ def bench_model_config(scale: int, quick: bool):
   return config.model_preset_for_scale(scale)
 
 
+def round_trip_psnr(model, scale: int, image_dir: str, out: pathlib.Path,
+                    precision: str = "float32") -> float:
+  """Mean Y PSNR of `model`'s round trip (`fgrn-eval`'s protocol) on one image folder;
+  `model` is what `fgrn-eval --model` takes (None: the shipped model), `out` a new folder."""
+  from fgrn_tf import eval_lib
+
+  results = eval_lib.evaluate(["fgrn"], scale, [image_dir], out, model=model,
+                              niqe_params="none", progress=False, precision=precision)
+  (name,) = results["datasets"]
+  return results["datasets"][name]["methods"]["fgrn"]["psnr"]
+
+
 def time_calls(fn: Callable[[], object], runs: int, warmup: int = 1) -> list[float]:
   """Wall-clock seconds of `runs` calls of `fn` after `warmup` untimed ones."""
   for _ in range(warmup):

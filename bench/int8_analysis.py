@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import pathlib
-import re
 import statistics
 import sys
 import tempfile
@@ -37,8 +36,10 @@ VARIANTS = {
 
 
 def _module(name: str) -> str:
-  """Gu for Gu's ops (scope "Gu" or "Gu_1"), F for the flow's and the glue around it."""
-  return "Gu" if re.search(r"(^|/)Gu(_\d+)?/", name) else "F"
+  """Gu for Gu's ops, F for the flow's and the glue around it."""
+  from fgrn_tf.export.tflite import in_scopes
+
+  return "Gu" if in_scopes(name, ("Gu",)) else "F"
 
 
 def analyse(model, images, calibration, tmp: pathlib.Path) -> dict:

@@ -58,15 +58,6 @@ def flops_per_output_mp(model) -> float:
   return (f["F"] + f["Gu"]) / (side * side / 1e6)
 
 
-def _psnr(folder: pathlib.Path, scale: int, eval_dir: str, out: pathlib.Path) -> float:
-  from fgrn_tf import eval_lib
-
-  results = eval_lib.evaluate(["fgrn"], scale, [eval_dir], out, model=str(folder),
-                              niqe_params="none", progress=False)
-  (name,) = results["datasets"]
-  return results["datasets"][name]["methods"]["fgrn"]["psnr"]
-
-
 def measure(folders, threads, sizes, runs: int, max_seconds: float, tmp: pathlib.Path,
             eval_dir: str = "") -> list:
   import numpy as np
@@ -84,7 +75,8 @@ def measure(folders, threads, sizes, runs: int, max_seconds: float, tmp: pathlib
     flops = flops_per_output_mp(model)
     s = model.scale
     for artifact, path in pairs.items():
-      psnr = (_psnr(path.parent, s, eval_dir, tmp / f"eval_{folder.name}_{artifact}")
+      psnr = (common.round_trip_psnr(str(path.parent), s, eval_dir,
+                                     tmp / f"eval_{folder.name}_{artifact}")
               if eval_dir else None)
       for n in threads:
         backend = backends.TFLiteBackend.from_files([path], num_threads=n)

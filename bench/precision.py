@@ -79,7 +79,7 @@ def measure_speed(scales, rounds: int, quick: bool) -> dict:
 
 def measure_quality(scale: int, steps: int, data_dirs: str, eval_dir: str, quick: bool) -> dict:
   """Set5-style Y PSNR after the same fine-tune in each precision, and of the starting model."""
-  from fgrn_tf import config, eval_lib, train_lib
+  from fgrn_tf import config, train_lib
 
   base = config.preset("smoke" if quick else f"cpu_x{scale}")
   if quick:
@@ -94,22 +94,15 @@ def measure_quality(scale: int, steps: int, data_dirs: str, eval_dir: str, quick
       start = time.perf_counter()
       train_lib.train(exp, workdir, stream=open("/dev/null", "w"))
       seconds = time.perf_counter() - start
-      out[precision] = {"psnr": _psnr(eval_lib, workdir, scale, eval_dir, tmp, precision),
+      out[precision] = {"psnr": common.round_trip_psnr(
+          workdir, scale, eval_dir, pathlib.Path(tmp) / f"eval_{precision}", precision),
                         "finetune_s": seconds}
       common.progress("precision", f"fine-tune {precision}: {steps} steps in {seconds:.0f} s, "
                                    f"round trip {out[precision]['psnr']:.3f} dB")
     if not quick:
-      out["shipped (float32)"] = {"psnr": _psnr(eval_lib, None, scale, eval_dir, tmp,
-                                                "float32")}
+      out["shipped (float32)"] = {"psnr": common.round_trip_psnr(
+          None, scale, eval_dir, pathlib.Path(tmp) / "eval_shipped")}
   return out
-
-
-def _psnr(eval_lib, model, scale, eval_dir, tmp, precision) -> float:
-  results = eval_lib.evaluate(["fgrn"], scale, [eval_dir], pathlib.Path(tmp) / f"eval_{precision}"
-                              f"_{model is None}", model=model, niqe_params="none",
-                              progress=False, precision=precision)
-  (name,) = results["datasets"]
-  return results["datasets"][name]["methods"]["fgrn"]["psnr"]
 
 
 def report(info: dict, speed: dict, quality: dict | None, steps: int) -> str:

@@ -29,6 +29,11 @@ def _schema():
   return schema_py_generated
 
 
+def enum_names(table) -> dict[int, str]:
+  """{value: name} of one of the schema's enums (BuiltinOperator, TensorType, ...)."""
+  return {v: k for k, v in vars(table).items() if not k.startswith("_")}
+
+
 def _model(content: bytes):
   schema = _schema()
   if len(content) < 8 or content[4:8] != b"TFL3":
@@ -41,7 +46,7 @@ def ops(content: bytes) -> list[str]:
   as written (Select-TF ops are custom ops named `Flex<TfOp>`) prefixed with `CUSTOM:`."""
   schema = _schema()
   model = _model(content)
-  names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+  names = enum_names(schema.BuiltinOperator)
   found = set()
   for i in range(model.OperatorCodesLength()):
     code = model.OperatorCodes(i)

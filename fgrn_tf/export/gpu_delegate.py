@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from fgrn_tf.litert import _schema, enum_names
+
 # Ops with no conditions in the delegate's checker, and those that need exactly one runtime
 # input (unary) or one or two operands, one of which may be constant (binary).
 _FREE = frozenset({"CONCATENATION", "SPLIT", "SPLIT_V", "PACK", "RELU", "RELU6", "LEAKY_RELU",
@@ -34,23 +36,13 @@ _GPU_CAST_PAIRS = {("FLOAT32", "FLOAT32"), ("FLOAT32", "INT32"), ("INT32", "FLOA
                    ("FLOAT32", "BOOL"), ("FLOAT16", "BOOL")}
 
 
-def _schema():
-  from ai_edge_litert import schema_py_generated
-
-  return schema_py_generated
-
-
-def _names(table) -> dict[int, str]:
-  return {v: k for k, v in vars(table).items() if not k.startswith("_")}
-
-
 def _model(content: bytes):
   return _schema().ModelT.InitFromPackedBuf(content, 0)
 
 
 def _op_name(model, op) -> str:
   code = model.operatorCodes[op.opcodeIndex]
-  return _names(_schema().BuiltinOperator)[max(code.builtinCode, code.deprecatedBuiltinCode)]
+  return enum_names(_schema().BuiltinOperator)[max(code.builtinCode, code.deprecatedBuiltinCode)]
 
 
 def _pack(model) -> bytes:
@@ -117,7 +109,7 @@ def issues(content: bytes) -> list[str]:
   """
   schema = _schema()
   model = _model(content)
-  types = _names(schema.TensorType)
+  types = enum_names(schema.TensorType)
   found = []
   for g, graph in enumerate(model.subgraphs):
     const = {i for i, t in enumerate(graph.tensors)

@@ -103,14 +103,20 @@ def convert(saved_model_dir, half: str, variant: Variant,
   return content
 
 
+def in_scopes(tensor_name: str, scopes) -> bool:
+  """Whether a converted tensor comes from a layer under one of the Keras `scopes` ("Gu" is
+  written "Gu/" or, called again, "Gu_1/")."""
+  return bool(re.search(r"(^|/)(" + "|".join(map(re.escape, scopes)) + r")(_\d+)?/",
+                        tensor_name))
+
+
 def _selective_int8(converter, full_int8: bytes, representative, scopes) -> bytes:
   """The model of `converter` with int8 only for the ops under `scopes` (TFLite's
   quantization debugger, `denylisted_nodes`: every quantized tensor outside them)."""
   import tensorflow as tf
 
-  pattern = re.compile(r"(^|/)(" + "|".join(map(re.escape, scopes)) + r")(_\d+)?/")
   outside = [name for name in litert.quantized_tensor_names(full_int8)
-             if not pattern.search(name)]
+             if not in_scopes(name, scopes)]
   options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=outside)
   with warnings.catch_warnings():  # the debugger runs tf.lite.Interpreter, which warns it is old
     warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")

@@ -280,15 +280,15 @@ def cpu_x4() -> Experiment:
 # shipped model's (docs/codecs.md, "Codec-aware training").
 _CODEC_MODEL = {"codec_min_quality": 75, "codec_max_quality": 95, "codec_prob": 0.5,
                 "lr_weight": 0.1}
-_CODEC_RECIPE = {"init_from": "shipped", "learning_rate": 1e-4, "steps": 3_000,
-                 "lr_halving_steps": 1_500}
+_CODEC_RECIPE = {"init_from": "shipped", "learning_rate": 1e-4, "steps": 1_000,
+                 "lr_halving_steps": 600, "steps_per_epoch": 200}
 
 
 def codec_x2() -> Experiment:
   """cpu_x2's network fine-tuned to survive JPEG: from the shipped x2 model, its LR through the
-  differentiable JPEG at q75..95 on half the examples, lr_weight 0.1; 3k steps of cpu_x2's
-  batches, Adam 1e-4 halved at 1.5k; the best weights by the validation round trip through
-  real JPEG q90."""
+  differentiable JPEG at q75..95 on half the examples, lr_weight 0.1; 1k steps of cpu_x2's
+  batches (~45 minutes on an idle 2-core CPU with AMX), Adam 1e-4 halved at 600; the best weights by
+  the validation round trip through real JPEG q90."""
   return cpu_x2().replace(model=_CODEC_MODEL, train=_CODEC_RECIPE)
 
 
@@ -324,7 +324,7 @@ def table3_x2() -> Experiment:
   The x2 network, batch 4 of 96x96 HR patches (~1 step/s on an idle 2-core CPU), 800 steps,
   Adam 3e-4 halved at step 500, seed 0; validation every 200 steps on 5 held-out images.
   """
-  return x2().replace(train={**_CPU_RECIPE, "batch_size": 4, "steps": 800,
+  return x2().replace(train={**_CPU_RECIPE, "batch_size": 4, "steps": 1_000,
                              "lr_halving_steps": 500, "steps_per_epoch": 200})
 
 

@@ -48,7 +48,8 @@ def _image_op(x):
 
 
 def test_shipped_models_have_tflite_halves():
-  assert {p.parent.parent.parent.parent.name for p in SHIPPED} >= {"fgrn_x2", "fgrn_x4"}
+  # The phone-sized models ship their halves; the paper-sized ones their weights alone (size).
+  assert {p.parent.parent.parent.parent.name for p in SHIPPED} >= {"mobile_x2", "mobile_x4"}
   assert {p.name for p in SHIPPED} == {"downscaler.tflite", "upscaler.tflite"}
 
 

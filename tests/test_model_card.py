@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 from conftest import ROOT
 
 from fgrn_tf import config
@@ -67,3 +68,39 @@ def test_model_card_script_writes_the_card_of_the_results_and_fails_in_one_line(
   lines = proc.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("model_card: error:"), proc.stderr
   assert "missing" in lines[0] and (model / "MODEL_CARD.md").read_text() == text
+
+
+def test_lr_crop_window_is_where_the_model_lr_differs_most_from_bicubic():
+  from fgrn_tf.export import lr_crops
+
+  bicubic = np.full((64, 96, 3), 100, np.uint8)
+  model_lr = bicubic.copy()
+  model_lr[40:56, 70:86] = 140  # speckle in one place
+  assert lr_crops.worst_window(bicubic, model_lr, 32) == (32, 64)
+  figure = lr_crops.side_by_side(bicubic, model_lr, 32)
+  assert figure.shape == (32, 2 * 32 + lr_crops.GAP, 3)
+  assert (figure[:, :32] == 100).all() and (figure[:, 32:32 + lr_crops.GAP] == 255).all()
+  np.testing.assert_array_equal(figure[:, 32 + lr_crops.GAP:], model_lr[32:64, 64:96])
+
+
+def test_card_shows_the_lr_crops_it_wrote_and_drops_stale_ones(tmp_path):
+  from helpers import write_model_dir
+
+  from fgrn_tf.data import images
+  from fgrn_tf.export import ship_lib
+
+  model = tmp_path / "fgrn_x2"
+  write_model_dir(model, seed=0)
+  (model / "train_state.json").write_text(json.dumps({"step": 5000, "train_seconds": 3600}))
+  (model / ship_lib.CARD_DIR).mkdir()
+  (model / ship_lib.CARD_DIR / "stale.png").write_bytes(b"old")
+  hr = (np.random.default_rng(0).uniform(0, 255, (40, 48, 3))).astype(np.uint8)
+  images.write_image(tmp_path / "bird.png", hr)
+  (tmp_path / "keras").mkdir()
+  (tmp_path / "keras" / "results.json").write_text(json.dumps(_results(36.5, True)))
+  path = model_card.write_card(model, f"Keras={tmp_path / 'keras'}", crops=[tmp_path / "bird.png"])
+  assert [p.name for p in (model / ship_lib.CARD_DIR).iterdir()] == ["bird.png"]
+  picture = images.read_rgb8(model / ship_lib.CARD_DIR / "bird.png")
+  assert picture.shape == (20, 2 * 20 + 4, 3)  # the whole 20x24 LR is narrower than 128
+  assert "![bird: bicubic LR, left; FGRN LR, right](card/bird.png)" in path.read_text()
+  assert "| TFLite halves | not shipped" in path.read_text()

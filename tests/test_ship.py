@@ -170,3 +170,35 @@ def test_export_without_a_model_exports_the_shipped_model(tmp_path):
   manifest = json.loads((out / "manifest.json").read_text())
   assert manifest["source"]["path"] == str(shipped.resolve())
   assert manifest["scale"] == 2
+  # The paper-sized model ships its weights alone: the halves written from them are ready for
+  # the GPU delegate, as the phone-sized models' shipped ones (test_gpu_delegate).
+  files = manifest["artifacts"]["tflite_float16"]["files"]
+  assert [f["gpu_delegate_issues"] for f in files.values()] == [[], []]
+
+
+def test_weights_only_ship_loads_and_can_be_shipped_over(tmp_path):
+  run, dest = tmp_path / "run", tmp_path / "models" / "fgrn_x2"
+  make_run(run)
+  ship_lib.ship(run, dest, check_images(), log=lambda _: None, formats=())
+  assert sorted(p.name for p in dest.iterdir()) == ["best.weights.h5", "config.json", "export",
+                                                    "train_state.json"]
+  assert [p.name for p in (dest / "export").iterdir()] == ["manifest.json"]
+  assert json.loads((dest / "export" / "manifest.json").read_text())["artifacts"] == {}
+  assert ship_lib.not_a_shipped_model(dest) is None
+  hr = check_images()[0][1][None]
+  lr = backends.load_backend(dest).downscale(hr)
+  assert np.abs(lr.astype(int) - backends.load_backend(run).downscale(hr).astype(int)).max() <= 2
+  (dest / ship_lib.CARD_DIR).mkdir()
+  (dest / ship_lib.CARD_DIR / "baby.png").write_bytes(b"picture")
+  ship_lib.ship(run, dest, check_images(), log=lambda _: None, formats=())  # over itself
+  assert (dest / ship_lib.CARD_DIR / "baby.png").read_bytes() == b"picture"
+
+
+def test_ship_tool_refuses_an_unknown_format_in_one_line_before_writing(tmp_path):
+  run = tmp_path / "run"
+  make_run(run)
+  tool = [sys.executable, "export/ship_main.py", "--model", str(run)]
+  proc = subprocess.run([*tool, "--output_dir", str(tmp_path / "bad"), "--formats", "nope"],
+                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert proc.returncode != 0 and "unknown format(s) nope" in proc.stderr
+  assert not (tmp_path / "bad").exists()

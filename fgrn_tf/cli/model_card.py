@@ -23,6 +23,9 @@ _MODEL = flags.DEFINE_string("model", None, "The shipped model's folder (models/
 _EVAL = flags.DEFINE_string("eval", None, "label=folder,... of fgrn-eval output folders.")
 _COMMANDS = flags.DEFINE_string(
     "commands", None, "A file with the commands that made the numbers (copied verbatim).")
+_CROPS = flags.DEFINE_list(
+    "crops", None, "HR images whose LR the card shows at 1:1 beside bicubic's (written to "
+    "the model's card/ folder).")
 flags.mark_flags_as_required(["model", "eval"])
 
 
@@ -31,7 +34,8 @@ def _main(argv: list[str]) -> int:
 
   if len(argv) > 1:
     raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  print(f"wrote {model_card.write_card(_MODEL.value, _EVAL.value, _COMMANDS.value)}")
+  path = model_card.write_card(_MODEL.value, _EVAL.value, _COMMANDS.value, _CROPS.value)
+  print(f"wrote {path}")
   return 0
 
 

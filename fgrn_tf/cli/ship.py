@@ -33,7 +33,8 @@ _CHECK_DIR = flags.DEFINE_string(
 _CHECK_IMAGES = flags.DEFINE_integer("check_images", 5, "How many check images to use.")
 _FORMATS = flags.DEFINE_string(
     "formats", "tflite_float16", "TFLite halves to ship beside the weights (fgrn-export's "
-    "names), e.g. tflite_float16,tflite_int8_mixed for a phone-sized model.")
+    "names), e.g. tflite_float16,tflite_int8_mixed for a phone-sized model; none: the "
+    "weights alone.")
 flags.mark_flag_as_required("model")
 
 

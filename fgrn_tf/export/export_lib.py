@@ -124,7 +124,8 @@ def export(model, output_dir, check_images: list[tuple[str, np.ndarray]],
     output_dir: the folder to create: missing, empty, or (with `overwrite`) an earlier
       export; anything else is refused (see `folders.check_output_dir`).
     check_images: (name, uint8 `[H, W, 3]`, H and W multiples of the scale) to compare on.
-    formats: names from `FORMATS`.
+    formats: names from `FORMATS`; an empty sequence writes the manifest alone (a shipped
+      model whose halves did not fit the repository: `ship_lib`).
     model_name: the TF Serving model name (default `fgrn_x<scale>`).
     version: the TF Serving version folder.
     calibration_images: uint8 `[H, W, 3]` training images for full-integer int8 (default:
@@ -140,7 +141,7 @@ def export(model, output_dir, check_images: list[tuple[str, np.ndarray]],
       the final path), an artifact with non-builtin ops, or one that disagrees with Keras
       (nothing is then left at, or removed from, `output_dir`).
   """
-  formats = parse_formats(formats)
+  formats = parse_formats(formats) if isinstance(formats, str) or formats else ()
   model_name = model_name or f"fgrn_x{model.scale}"
   output_dir = pathlib.Path(os.path.abspath(output_dir))
   folders.check_output_dir(output_dir, overwrite)
@@ -153,7 +154,7 @@ def export(model, output_dir, check_images: list[tuple[str, np.ndarray]],
 
   def build(stage: pathlib.Path) -> dict:
     artifacts = _write_artifacts(stage, model, serving, formats, check_images,
-                                 calibration_images, max_int8_full_drop, log)
+                                 calibration_images, max_int8_full_drop, log) if formats else {}
     m = manifest.describe(model, check_images, artifacts)
     m.update(model_name=model_name, version=int(version), source=source or {})
     manifest.write(stage, m)

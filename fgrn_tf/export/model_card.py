@@ -104,8 +104,7 @@ def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]
       f"8-bit round trip, at step {state.get('best_step', '?')} |",
       f"| weights | `best.weights.h5`, stored as float16 ({_mb(model / 'best.weights.h5')}); "
       "Keras loads them as float32 |",
-      *[f"| TFLite {d.name} | `export/tflite/{d.name}/{{downscaler,upscaler}}.tflite` "
-        f"({_mb(d)}) |" for d in sorted((model / "export" / "tflite").glob("*")) if d.is_dir()],
+      *_tflite_rows(model),
       "",
       "## Reconstruction: PSNR / SSIM of the HR round trip (Y, border = scale)", "",
       "| method | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
@@ -138,6 +137,7 @@ def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]
   if all("bicubic" in bicubic[s]["methods"] for s in sets):
     lines.append("| bicubic LR | " + " | ".join(
         f"- | {_f(bicubic[s]['methods']['bicubic']['piqe'], 2)}" for s in sets) + " |")
+  lines += _crop_lines(model, sets)
   lines += ["", "## How these numbers were made", "", "```", *commands, "```", "",
             "## Limits", "",
             f"- A few CPU-hours on {data} against the paper's GPU-days on DIV2K+Flickr2K: expect "
@@ -145,6 +145,30 @@ def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]
                                                   ", and this network is much smaller."),
             "- Set5 and Set14 were never seen in training or validation."]
   return "\n".join(lines) + "\n"
+
+
+def _tflite_rows(model: pathlib.Path) -> list[str]:
+  found = [d for d in sorted((model / "export" / "tflite").glob("*")) if d.is_dir()]
+  if not found:
+    return [f"| TFLite halves | not shipped (the repository holds 25 MB of models): "
+            f"`fgrn-export --model models/{model.name} --formats tflite_float16 --output_dir DIR` "
+            "writes them |"]
+  return [f"| TFLite {d.name} | `export/tflite/{d.name}/{{downscaler,upscaler}}.tflite` "
+          f"({_mb(d)}) |" for d in found]
+
+
+def _crop_lines(model: pathlib.Path, sets: list[str]) -> list[str]:
+  from fgrn_tf.export.ship_lib import CARD_DIR
+
+  pictures = sorted((model / CARD_DIR).glob("*.png"))
+  if not pictures:
+    return []
+  lines = ["", "### At 1:1", "",
+           "Left: MATLAB-bicubic's LR; right: this model's LR; the window where the two differ "
+           "most (`fgrn_tf/export/lr_crops.py`), pixels 1:1 (view the PNG at 100%)."]
+  for p in pictures:
+    lines += ["", f"![{p.stem}: bicubic LR, left; FGRN LR, right]({CARD_DIR}/{p.name})"]
+  return lines
 
 
 def _codec_rows(results: dict, sets: list[str], m: dict) -> list[str]:
@@ -166,13 +190,15 @@ def _codec_rows(results: dict, sets: list[str], m: dict) -> list[str]:
   return lines
 
 
-def write_card(model, evals: str, commands_file=None) -> pathlib.Path:
+def write_card(model, evals: str, commands_file=None, crops=None) -> pathlib.Path:
   """Writes `model`/MODEL_CARD.md; returns its path.
 
   Args:
     model: the shipped model's folder.
     evals: "label=folder,..." of `fgrn-eval` output folders.
     commands_file: a file with the commands that made the numbers (copied verbatim), or None.
+    crops: HR image paths whose LR the card shows at 1:1 beside bicubic's (`lr_crops`,
+      written to `model`/card/, replacing the pictures there), or None to keep those there.
 
   Raises:
     FGRNError: a file is missing or unreadable, or a results.json lacks an entry (one line).
@@ -185,6 +211,9 @@ def write_card(model, evals: str, commands_file=None) -> pathlib.Path:
       results.append((label, json.loads((pathlib.Path(folder) / "results.json").read_text())))
     commands = (pathlib.Path(commands_file).read_text().strip().splitlines()
                 if commands_file else [])
+    card(model, results, commands)  # a bad results.json fails before the pictures are made
+    if crops:
+      _write_pictures(model, crops)
     text = card(model, results, commands)
   except KeyError as e:
     raise FGRNError(f"missing entry {e} in a config, train state or results.json") from None
@@ -192,3 +221,14 @@ def write_card(model, evals: str, commands_file=None) -> pathlib.Path:
     raise FGRNError(one_line(e)) from None
   files.write_text(model / CARD, text)
   return model / CARD
+
+
+def _write_pictures(model: pathlib.Path, crops) -> None:
+  from fgrn_tf.export import lr_crops
+  from fgrn_tf.export.ship_lib import CARD_DIR
+
+  folder = model / CARD_DIR
+  written = lr_crops.write_crops(model, crops, folder)
+  for old in folder.glob("*.png"):
+    if old not in written:
+      old.unlink()

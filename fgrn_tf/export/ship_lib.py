@@ -6,6 +6,11 @@ load like any other (config.json + best.weights.h5), plus its float16 TFLite hal
 The weights are stored at half precision: the repository holds at most 25 MB of models, and the
 float32 x2 + x4 weights with their TFLite halves come to ~30 MB. Keras casts them back to
 float32 when loading, and the check below measures what the rounding costs.
+
+`--formats none` ships the weights without TFLite halves (export/ then holds the manifest
+alone): the paper-sized models' halves are 3.8 MB (x2) and 7.7 MB (x4), and with the
+codec-aware models beside them the budget holds weights only; `fgrn-export` writes the halves
+from the shipped folder in a minute.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from fgrn_tf.export.model_card import CARD as MODEL_CARD
 SIZE_LIMIT_BYTES = 25 * 10**6
 EXPORT_SUBDIR = "export"
 EXPORT_FORMATS = ("tflite_float16",)
+NO_FORMATS = "none"  # the weights alone
+CARD_DIR = "card"  # the model card's pictures (model_card.write_crops)
 KEPT_FILES = ("config.json", "train_state.json")
 # What a training run leaves that a shipped model never holds.
 TRAINING_ONLY = ("last.weights.h5", "backup", "tensorboard")
@@ -61,7 +68,7 @@ def not_a_shipped_model(folder) -> str | None:
 
   folder = pathlib.Path(folder)
   names = {p.name for p in folder.iterdir()}
-  others = sorted(names - {*KEPT_FILES, BEST_WEIGHTS, MODEL_CARD, EXPORT_SUBDIR})
+  others = sorted(names - {*KEPT_FILES, BEST_WEIGHTS, MODEL_CARD, CARD_DIR, EXPORT_SUBDIR})
   training = [n for n in TRAINING_ONLY if n in names]
   if training:
     return f"holds a training workdir ({training[0]})"
@@ -102,14 +109,14 @@ def ship_path(workdir, dest=None, check_dir=None, check_count: int = 5,
     check_count: how many check images to use.
     log: receives one progress line per step.
     formats: the TFLite formats to ship (`export_lib.FORMATS` names, or one comma-separated
-      string); the SavedModel is never shipped (its size).
+      string), or "none" for the weights alone; the SavedModel is never shipped (its size).
   """
   from fgrn_tf.data import images
   from fgrn_tf.models.shipped import default_model_path
   from fgrn_tf.workdir import weights_path
 
   with folders.reported():
-    formats = export_lib.parse_formats(formats)
+    formats = () if formats == NO_FORMATS else export_lib.parse_formats(formats)
     if "savedmodel" in formats:
       raise ExportError("the SavedModel is not shipped (export it with fgrn-export)")
     scale = inputs.read_config(workdir).model.scale
@@ -164,6 +171,8 @@ def ship(workdir, dest, check_images, log: Callable[[str], None] = print,
       shutil.copy2(dest / MODEL_CARD, stage / MODEL_CARD)
       log(f"kept {dest / MODEL_CARD} (written by hand): update it for the new weights "
           f"(export/model_card.py)")
+    if (dest / CARD_DIR).is_dir():
+      shutil.copytree(dest / CARD_DIR, stage / CARD_DIR)
     others = tree_bytes(dest.parent) - (tree_bytes(dest) if dest.exists() else 0) \
         - tree_bytes(stage)
     total = others + tree_bytes(stage)

@@ -287,8 +287,8 @@ _CODEC_RECIPE = {"init_from": "shipped", "learning_rate": 1e-4, "steps": 1_000,
 def codec_x2() -> Experiment:
   """cpu_x2's network fine-tuned to survive JPEG: from the shipped x2 model, its LR through the
   differentiable JPEG at q75..95 on half the examples, lr_weight 0.1; 1k steps of cpu_x2's
-  batches (~45 minutes on an idle 2-core CPU with AMX), Adam 1e-4 halved at 600; the best weights by
-  the validation round trip through real JPEG q90."""
+  batches (~45 minutes on a 2-core CPU with AMX), Adam 1e-4 halved at 600; the best weights
+  by the validation round trip through real JPEG q90."""
   return cpu_x2().replace(model=_CODEC_MODEL, train=_CODEC_RECIPE)
 
 

@@ -104,3 +104,11 @@ def test_card_shows_the_lr_crops_it_wrote_and_drops_stale_ones(tmp_path):
   assert picture.shape == (20, 2 * 20 + 4, 3)  # the whole 20x24 LR is narrower than 128
   assert "![bird: bicubic LR, left; FGRN LR, right](card/bird.png)" in path.read_text()
   assert "| TFLite halves | not shipped" in path.read_text()
+
+
+def test_card_of_a_codec_model_names_its_codec_range_and_starting_point(tmp_path):
+  model = _shipped_model(tmp_path / "codec_x2")
+  (model / "config.json").write_text(config.preset("codec_x2").to_json())
+  text = model_card.card(model, [("Keras", _results(36.5, True))], [])
+  assert "trained for LRs stored as JPEG at quality 75..95 (on 50% of" in text
+  assert "| fine-tuned from | the weights of `models/fgrn_x2` |" in text

@@ -97,6 +97,7 @@ def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]
       f"| recipe | batch {t['batch_size']} of {t['patch_size']}x{t['patch_size']} HR patches, "
       f"random flips and 90-degree rotations, Adam {t['learning_rate']:g} halved every "
       f"{t['lr_halving_steps']} steps, seed {t['seed']} |",
+      *_start_rows(t, scale),
       f"| steps | {state['step']} of {t['steps']} |",
       f"| training time | {hours:.2f} hours of wall time on 2 cores (at times shared with other "
       "jobs) |",
@@ -145,6 +146,14 @@ def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]
                                                   ", and this network is much smaller."),
             "- Set5 and Set14 were never seen in training or validation."]
   return "\n".join(lines) + "\n"
+
+
+def _start_rows(t: dict, scale: int) -> list[str]:
+  start = t.get("init_from")
+  if not start:
+    return []
+  named = f"models/fgrn_x{scale}" if start == "shipped" else pathlib.Path(start).name
+  return [f"| fine-tuned from | the weights of `{named}` |"]
 
 
 def _tflite_rows(model: pathlib.Path) -> list[str]:

@@ -113,6 +113,22 @@ def parse(spec: str) -> Codec:
   return Codec(kind, q)
 
 
+DEFAULT_QUALITY = 90  # what `from_format` gives a lossy format named without a quality
+
+
+def from_format(kind: str, quality: int | None = None) -> Codec:
+  """A format and a quality given apart (the tool's `--lr_format jpeg --quality 90`) -> Codec.
+
+  A lossy format without a quality gets DEFAULT_QUALITY; PNG takes none (CodecError if given).
+  """
+  kind = "jpeg" if kind == "jpg" else kind
+  if kind in LOSSY and quality is None:
+    quality = DEFAULT_QUALITY
+  if kind == "png" and quality is not None:
+    raise CodecError("png is lossless and takes no quality")
+  return Codec(kind, quality)
+
+
 def parse_list(specs: str | list[str] | tuple[str, ...]) -> list[Codec]:
   """A comma-separated list (or a sequence) of specs -> Codecs, in order, without repeats."""
   items = specs.split(",") if isinstance(specs, str) else list(specs)

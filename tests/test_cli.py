@@ -169,6 +169,11 @@ def test_flags_have_one_spelling_and_reach_the_commands(model_dir, inputs, tmp_p
   assert errors_of(proc.stderr) == [
       f"error: {inputs / 'odd.png'}: 23x31 is 713 pixels, over the limit of 100; raise it with "
       f"--max_pixels or FGRN_MAX_PIXELS"]
+  # --lr_format/--quality spell --codec apart.
+  proc = _tool("downscale", inputs / "odd.png", "--model", model_dir, "-o", tmp_path / "jpeg",
+               "--lr_format", "jpeg", "--quality", 80)
+  assert proc.returncode == 0, proc.stderr
+  assert [p.name for p in (tmp_path / "jpeg").iterdir()] == ["odd.jpg"]
 
 
 @pytest.mark.parametrize("argv,says", [
@@ -187,6 +192,11 @@ def test_flags_have_one_spelling_and_reach_the_commands(model_dir, inputs, tmp_p
     (["info", "x.png"], "info takes no inputs"),
     (["info", "--scale", "3"], "--scale 3"),
     (["info", "--model", "m"], "info takes no --model"),
+    (["downscale", "x.png", "-o", "out", "--codec", "jpeg:90", "--lr_format", "jpeg"],
+     "not both"),
+    (["downscale", "x.png", "-o", "out", "--quality", "90"], "--quality needs --lr_format"),
+    (["roundtrip", "x.png", "--lr_format", "png", "--quality", "90"], "png is lossless"),
+    (["upscale", "x.png", "-o", "out", "--lr_format", "jpeg"], "upscale takes no --lr_format"),
 ])
 def test_command_line_mistakes_exit_2_in_one_line(argv, says):
   proc = _tool(*argv, timeout=120)

@@ -31,6 +31,16 @@ def test_specs_parse_and_print_back():
     codecs.parse_list(" , ")
 
 
+def test_a_format_and_a_quality_given_apart_make_the_same_codec():
+  assert codecs.from_format("jpeg", 80) == codecs.parse("jpeg:80")
+  assert codecs.from_format("webp") == codecs.Codec("webp", codecs.DEFAULT_QUALITY)
+  assert codecs.from_format("png") == codecs.PNG
+  with pytest.raises(codecs.CodecError, match="png is lossless"):
+    codecs.from_format("png", 90)
+  with pytest.raises(codecs.CodecError, match="1..100"):
+    codecs.from_format("jpeg", 0)
+
+
 @pytest.mark.parametrize("spec", ["jpeg:90", "jpeg:50", "webp:90"])
 def test_lossy_codecs_change_the_pixels_and_cost_fewer_bytes(spec):
   image = photo_like()

@@ -4,6 +4,7 @@ parameters (docs/cli.md).
   fgrn downscale INPUT... -o OUTPUT_DIR [--model M] [--scale S] [--tile N] [--overwrite]
   fgrn upscale   INPUT... -o OUTPUT_DIR [--model M] [--scale S] [--tile N] [--overwrite]
   fgrn roundtrip INPUT... [-o OUTPUT_DIR] [--lr_dir DIR] [--nometrics] [--model M] ...
+  (downscale, roundtrip: [--codec jpeg:90] or [--lr_format jpeg --quality 90])
   fgrn info [--scale 2|4] [--json]
 
 The command is the first argument, the inputs (files, folders, globs) the others; flags may
@@ -46,6 +47,12 @@ _CODEC = flags.DEFINE_string(
     "codec", None, "downscale, roundtrip: store the LR as png (default; lossless, records the HR "
     "size), jpeg:Q or webp:Q (Q in 1..100; OpenCV's encoders). roundtrip upscales the decoded "
     "LR, as whoever receives the file would.")
+_LR_FORMAT = flags.DEFINE_enum(
+    "lr_format", None, ["png", "jpeg", "webp"], "downscale, roundtrip: --codec given as a "
+    "format and a --quality: `--lr_format jpeg --quality 90` is `--codec jpeg:90`.")
+_QUALITY = flags.DEFINE_integer(
+    "quality", None, "downscale, roundtrip: the JPEG or WebP quality of --lr_format, 1..100 "
+    "(default 90).")
 
 _PRECISION = flags.DEFINE_enum(
     "precision", "float32", PRECISIONS, "Keras models: compute Gd's and Gu's convolutions in "
@@ -56,14 +63,14 @@ _RESCALE_FLAGS = ("model", "scale", "output_dir", "tile", "overwrite", "max_pixe
 # The flags each command takes; any other given is refused, as a typo would be.
 COMMAND_FLAGS = {
     "info": ("scale", "json"),
-    "downscale": _RESCALE_FLAGS + ("codec",),
+    "downscale": _RESCALE_FLAGS + ("codec", "lr_format", "quality"),
     "upscale": _RESCALE_FLAGS,
-    "roundtrip": _RESCALE_FLAGS + ("lr_dir", "metrics", "codec"),
+    "roundtrip": _RESCALE_FLAGS + ("lr_dir", "metrics", "codec", "lr_format", "quality"),
 }
 _HOLDERS = {"model": _MODEL, "scale": _SCALE, "output_dir": _OUTPUT_DIR, "lr_dir": _LR_DIR,
             "tile": _TILE, "overwrite": _OVERWRITE, "metrics": _METRICS,
             "max_pixels": _MAX_PIXELS, "json": _JSON, "codec": _CODEC,
-            "precision": _PRECISION}
+            "precision": _PRECISION, "lr_format": _LR_FORMAT, "quality": _QUALITY}
 
 
 def _command(argv: list[str]) -> tuple[str, list[str]]:
@@ -82,8 +89,25 @@ def _command(argv: list[str]) -> tuple[str, list[str]]:
   return command, inputs
 
 
+def _codec_spec() -> str | None:
+  """--codec, or the spec that --lr_format and --quality spell; refuses both ways at once."""
+  if not (_LR_FORMAT.present or _QUALITY.present):
+    return _CODEC.value
+  if _CODEC.present:
+    raise UsageError("give --codec or --lr_format/--quality, not both")
+  if _LR_FORMAT.value is None:
+    raise UsageError("--quality needs --lr_format jpeg or webp")
+  from fgrn_tf import codecs
+
+  try:
+    return codecs.from_format(_LR_FORMAT.value, _QUALITY.value).spec
+  except codecs.CodecError as e:
+    raise UsageError(f"--lr_format/--quality: {e}") from None
+
+
 def _main(argv: list[str]) -> int:
   command, inputs = _command(argv)
+  codec = _codec_spec()
   from fgrn_tf.data import images
 
   images.set_max_pixels(_MAX_PIXELS.value, flag="--max_pixels")  # before Keras imports cv2
@@ -97,7 +121,7 @@ def _main(argv: list[str]) -> int:
   return rescale_lib.run(command, inputs, model=_MODEL.value, scale=_SCALE.value,
                          output_dir=_OUTPUT_DIR.value, lr_dir=_LR_DIR.value, tile=_TILE.value,
                          overwrite=_OVERWRITE.value, metrics=_METRICS.value,
-                         codec=_CODEC.value, precision=_PRECISION.value)
+                         codec=codec, precision=_PRECISION.value)
 
 
 def main(argv=None) -> None:

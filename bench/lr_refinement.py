@@ -61,7 +61,7 @@ def refine_one(model, hr: np.ndarray, args) -> tuple[tuple, tuple]:
         x = x + tf.stop_gradient(snap_to_grid(x) - x)
       loss = (tf.reduce_mean(tf.abs(model.upscaler(x) - target))
               + args.lr_weight * tf.reduce_mean(tf.abs(lr8 - bicubic)))
-    optimizer.apply_gradients(zip(tape.gradient(loss, [lr]), [lr]))
+    optimizer.apply_gradients(zip(tape.gradient(loss, [lr]), [lr], strict=True))
     lr.assign(tf.clip_by_value(lr, 0.0, 1.0))
 
   def score():

@@ -138,10 +138,17 @@ def plot(results: dict, path: pathlib.Path) -> None:
 
   keys = list(results)
   fig, axes = plt.subplots(1, len(keys), figsize=(5.5 * len(keys), 4.5), squeeze=False)
+  # One colour per method (hr, bicubic, each model), one line style per codec: with a colour per
+  # curve the default cycle of 10 repeats once three models are on one plot.
+  methods = list(dict.fromkeys(name.rsplit("-", 1)[0] for c in results.values() for name in c))
+  colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
+  styles = {"jpeg": ("o", "-"), "webp": ("s", "--"), "png": ("*", "")}
   for ax, key in zip(axes[0], keys, strict=True):
     for name, points in results[key].items():
-      style = "o-" if len(points) > 1 else "*"
-      ax.plot([p[0] for p in points], [p[1] for p in points], style, ms=4, label=name)
+      method, kind = name.rsplit("-", 1)
+      marker, line = styles.get(kind, ("o", "-"))
+      ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, linestyle=line,
+              ms=7 if marker == "*" else 3.5, color=colours[method], label=name)
     ax.set(xscale="log", xlabel="bits per HR pixel", ylabel="Y PSNR (dB)", title=key)
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # labels only at decades
     ax.grid(True, which="both", alpha=0.3)

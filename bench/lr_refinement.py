@@ -21,11 +21,6 @@ import numpy as np
 from bench import common
 
 
-def rgb_psnr(a: np.ndarray, b: np.ndarray) -> float:
-  mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-  return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
-
-
 def centre_crop(image: np.ndarray, side: int, multiple: int) -> np.ndarray:
   if not side:
     return image
@@ -40,7 +35,7 @@ def refine_one(model, hr: np.ndarray, args) -> tuple[tuple, tuple]:
 
   from fgrn_tf import codecs
   from fgrn_tf.data.imresize import bicubic_downscale
-  from fgrn_tf.metrics.psnr_ssim import crop_border, psnr, rgb_to_y
+  from fgrn_tf.metrics.psnr_ssim import psnr, psnr_y
   from fgrn_tf.models import jpeg
   from fgrn_tf.models.fgrn import snap_to_grid
   from fgrn_tf.models.quantize import from_uint8, quantize, to_uint8
@@ -68,8 +63,7 @@ def refine_one(model, hr: np.ndarray, args) -> tuple[tuple, tuple]:
     lr_u8 = to_uint8(lr).numpy()[0]
     decoded, size = codec.roundtrip(lr_u8)
     out = model.upscale(tf.constant(decoded[None])).numpy()[0]
-    y = psnr(crop_border(rgb_to_y(hr), s), crop_border(rgb_to_y(out), s))
-    return y, rgb_psnr(lr_u8, to_uint8(bicubic).numpy()[0]), size
+    return psnr_y(hr, out, s), psnr(lr_u8, to_uint8(bicubic).numpy()[0]), size
 
   before = score()
   for _ in range(args.steps):

@@ -119,14 +119,9 @@ DEFAULT_QUALITY = 90  # what `from_format` gives a lossy format named without a 
 def from_format(kind: str, quality: int | None = None) -> Codec:
   """A format and a quality given apart (the tool's `--lr_format jpeg --quality 90`) -> Codec.
 
-  A lossy format without a quality gets DEFAULT_QUALITY; PNG takes none (CodecError if given).
+  A lossy format without a quality gets DEFAULT_QUALITY; PNG takes none (Codec refuses one).
   """
-  kind = "jpeg" if kind == "jpg" else kind
-  if kind in LOSSY and quality is None:
-    quality = DEFAULT_QUALITY
-  if kind == "png" and quality is not None:
-    raise CodecError("png is lossless and takes no quality")
-  return Codec(kind, quality)
+  return Codec(kind, DEFAULT_QUALITY if kind in LOSSY and quality is None else quality)
 
 
 def parse_list(specs: str | list[str] | tuple[str, ...]) -> list[Codec]:

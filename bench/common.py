@@ -203,9 +203,9 @@ def round_trip_psnr(model, scale: int, image_dir: str, out: pathlib.Path,
                     precision: str = "float32") -> float:
   """Mean Y PSNR of `model`'s round trip (`fgrn-eval`'s protocol) on one image folder;
   `model` is what `fgrn-eval --model` takes (None: the shipped model), `out` a new folder."""
-  from fgrn_tf import eval_lib
+  from fgrn_tf.evaluate import evaluator
 
-  results = eval_lib.evaluate(["fgrn"], scale, [image_dir], out, model=model,
+  results = evaluator.evaluate(["fgrn"], scale, [image_dir], out, model=model,
                               niqe_params="none", progress=False, precision=precision)
   (name,) = results["datasets"]
   return results["datasets"][name]["methods"]["fgrn"]["psnr"]

@@ -69,9 +69,9 @@ def worker(dense: str, quick: bool, runs: int) -> list[dict]:
   import numpy as np
 
   from bench.train_modes import make_dataset
-  from fgrn_tf.backends import KerasBackend
   from fgrn_tf.models import blocks
   from fgrn_tf.models.fgrn import FGRN
+  from fgrn_tf.runtime.backends import KerasBackend
 
   if dense == "old":
     blocks.DenseBlock.call = concat_call

@@ -34,7 +34,7 @@ def _model(args, scale: int):
   import numpy as np
 
   from fgrn_tf.models.fgrn import FGRN
-  from fgrn_tf.models.shipped import default_model_path
+  from fgrn_tf.runtime.shipped import default_model_path
   from fgrn_tf.workdir import load_model
 
   shipped = default_model_path(scale)
@@ -62,7 +62,7 @@ def _check_files(check_dir: str | None) -> list[str]:
   other images give other agreement figures, the report names the ones used)."""
   from fgrn_tf.data import defaults
   from fgrn_tf.data.images import list_images
-  from fgrn_tf.eval_inputs import default_data_root
+  from fgrn_tf.evaluate.inputs import default_data_root
 
   root = default_data_root()
   if not check_dir and root is not None and (root / "Set5").is_dir():
@@ -73,7 +73,7 @@ def _check_files(check_dir: str | None) -> list[str]:
 def export_all(args, scale: int, out: pathlib.Path) -> dict:
   """Exports every format to `out/export` and saves the weights as a workdir `out/workdir`."""
   from fgrn_tf import config, workdir
-  from fgrn_tf.export import export_lib, inputs
+  from fgrn_tf.export import exporter, inputs
 
   model, description = _model(args, scale)
   wd = out / "workdir"
@@ -81,7 +81,7 @@ def export_all(args, scale: int, out: pathlib.Path) -> dict:
   model.save_weights(wd / workdir.BEST_WEIGHTS)
   crop = QUICK_HR_SIDE if args.quick else 0
   check = inputs.load_check_images(_check_files(args.check_dir), model.scale, crop=crop)
-  manifest = export_lib.export(model, out / "export", check, overwrite=True,
+  manifest = exporter.export(model, out / "export", check, overwrite=True,
                                max_int8_full_drop=float("inf"),
                                log=lambda m: common.progress("export", m))
   manifest["model_description"] = description
@@ -94,7 +94,7 @@ def worker(args) -> None:
   common.configure_tf(threads=args.threads)
   import numpy as np
 
-  from fgrn_tf import backends
+  from fgrn_tf.runtime import backends
 
   export_dir = pathlib.Path(args.export_dir)
   manifest = json.loads((export_dir / backends.MANIFEST).read_text())
@@ -178,8 +178,8 @@ def main(argv=None) -> int:
 
 
 def _in_export_order(artifacts: dict) -> list[tuple[str, dict]]:
-  """`artifacts` in export_lib's order of formats, which JSON written with sorted keys loses."""
-  from fgrn_tf.export.export_lib import FORMATS
+  """`artifacts` in the exporter's order of formats, which JSON written with sorted keys loses."""
+  from fgrn_tf.export.exporter import FORMATS
 
   rank = {name: i for i, name in enumerate(FORMATS)}
   return sorted(artifacts.items(), key=lambda item: rank.get(item[0], len(rank)))

@@ -26,14 +26,15 @@ def _fail(message: str) -> int:
 def run(precision: str, args, devices) -> dict:
   import tensorflow as tf
 
-  from fgrn_tf import config, train_lib
+  from fgrn_tf import config
   from fgrn_tf.data import pipeline
+  from fgrn_tf.train import trainer
 
   strategy = tf.distribute.MirroredStrategy(devices)
   model_cfg = common.bench_model_config(2, args.quick)
   exp = config.Experiment(model_cfg, config.TrainConfig(
       batch_size=args.batch, patch_size=args.patch, precision=precision))
-  model = train_lib.build_model(exp, strategy)
+  model = trainer.build_model(exp, strategy)
   image_set = pipeline.load_images(pipeline.resolve_files(()), args.patch)
   data = pipeline.training_dataset(image_set, 2, args.batch, args.patch)
   model.fit(data, steps_per_epoch=args.warmup, epochs=1, verbose=0, shuffle=False)  # tracing

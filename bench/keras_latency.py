@@ -36,8 +36,8 @@ def measure(scale: int, sizes, threads: int, quick: bool, runs: int | None = Non
   """
   import numpy as np
 
-  from fgrn_tf.backends import KerasBackend
   from fgrn_tf.models.fgrn import FGRN
+  from fgrn_tf.runtime.backends import KerasBackend
 
   backend = KerasBackend(FGRN(common.bench_model_config(scale, quick)))
   rng = np.random.default_rng(0)

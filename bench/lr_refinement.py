@@ -33,7 +33,7 @@ def refine_one(model, hr: np.ndarray, args) -> tuple[tuple, tuple]:
   """((psnr, lr_psnr, bytes) before, the same after) for one uint8 HR image."""
   import tensorflow as tf
 
-  from fgrn_tf import codecs
+  from fgrn_tf.data import codecs
   from fgrn_tf.data.imresize import bicubic_downscale
   from fgrn_tf.metrics.psnr_ssim import psnr, psnr_y
   from fgrn_tf.models import jpeg

@@ -129,7 +129,8 @@ def main(argv=None) -> int:
     if args.quick:
       print(f"model: {model}")
     else:  # what the interpreter, TF and the package take before any image
-      base_kib, base_s, _ = run_measured([python, "-c", "import fgrn_tf.batch"], args.timeout)
+      base_kib, base_s, _ = run_measured(
+          [python, "-c", "import fgrn_tf.rescale.batch"], args.timeout)
       print(f"model: {model}; `import fgrn_tf` alone: {base_kib / 1024:.0f} MiB, {base_s:.1f} s")
     print(f"{'MP':>6} {'size':>11} {'tile':>6} {'peak RSS MiB':>13} {'seconds':>8}  status")
     measured = {}  # tile -> [(megapixels, peak MiB)] of the cases that ran

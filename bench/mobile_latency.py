@@ -42,9 +42,9 @@ def _tflite_pairs(folder: pathlib.Path) -> dict[str, pathlib.Path]:
 
 
 def _export(workdir: pathlib.Path, out: pathlib.Path) -> pathlib.Path:
-  from fgrn_tf.export import export_lib
+  from fgrn_tf.export import exporter
 
-  export_lib.export_path(workdir, out, ("savedmodel", "tflite_float32", "tflite_float16"),
+  exporter.export_path(workdir, out, ("savedmodel", "tflite_float32", "tflite_float16"),
                          log=lambda m: None)
   return out
 
@@ -62,7 +62,8 @@ def measure(folders, threads, sizes, runs: int, max_seconds: float, tmp: pathlib
             eval_dir: str = "") -> list:
   import numpy as np
 
-  from fgrn_tf import backends, workdir
+  from fgrn_tf import workdir
+  from fgrn_tf.runtime import backends
 
   rows = []
   rng = np.random.default_rng(0)

@@ -33,8 +33,8 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 def round_trip_seconds(scale: int, precision: str, size: int, runs: int, quick: bool) -> list:
   import numpy as np
 
-  from fgrn_tf.backends import KerasBackend
   from fgrn_tf.models.fgrn import FGRN
+  from fgrn_tf.runtime.backends import KerasBackend
 
   backend = KerasBackend(FGRN(common.bench_model_config(scale, quick), precision=precision))
   hr = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
@@ -45,12 +45,13 @@ def training_steps_per_s(scale: int, precision: str, patch: int, steps: int,
                          quick: bool) -> float:
   import numpy as np
 
-  from fgrn_tf import config, train_lib
+  from fgrn_tf import config
+  from fgrn_tf.train import trainer
 
   model_cfg = common.bench_model_config(scale, quick)
   exp = config.Experiment(model_cfg, config.TrainConfig(batch_size=4, patch_size=patch,
                                                         precision=precision))
-  model = train_lib.build_model(exp)
+  model = trainer.build_model(exp)
   hr = np.random.default_rng(0).random((4, patch, patch, 3), dtype=np.float32)
   model.train_on_batch(hr)  # tracing
   start = time.perf_counter()
@@ -79,7 +80,8 @@ def measure_speed(scales, rounds: int, quick: bool) -> dict:
 
 def measure_quality(scale: int, steps: int, data_dirs: str, eval_dir: str, quick: bool) -> dict:
   """Set5-style Y PSNR after the same fine-tune in each precision, and of the starting model."""
-  from fgrn_tf import config, train_lib
+  from fgrn_tf import config
+  from fgrn_tf.train import trainer
 
   base = config.preset("smoke" if quick else f"cpu_x{scale}")
   if quick:
@@ -92,7 +94,7 @@ def measure_quality(scale: int, steps: int, data_dirs: str, eval_dir: str, quick
           "precision": precision, "init_from": "" if quick else "shipped", "seed": 0})
       workdir = pathlib.Path(tmp) / precision
       start = time.perf_counter()
-      train_lib.train(exp, workdir, stream=open("/dev/null", "w"))
+      trainer.train(exp, workdir, stream=open("/dev/null", "w"))
       seconds = time.perf_counter() - start
       out[precision] = {"psnr": common.round_trip_psnr(
           workdir, scale, eval_dir, pathlib.Path(tmp) / f"eval_{precision}", precision),

@@ -97,8 +97,8 @@ def profile(scale: int, quick: bool, hr_side: int = 512, batch: int = 4,
   import tensorflow as tf
 
   from bench.train_modes import make_dataset
-  from fgrn_tf.backends import KerasBackend
   from fgrn_tf.models.fgrn import FGRN
+  from fgrn_tf.runtime.backends import KerasBackend
 
   model = FGRN(common.bench_model_config(scale, quick), precision=precision)
   backend = KerasBackend(model)

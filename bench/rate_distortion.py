@@ -47,7 +47,7 @@ def y_psnr(hr: np.ndarray, out: np.ndarray, border: int) -> float:
 
 def curves_for_image(hr: np.ndarray, scale: int, models: dict, quick: bool) -> dict:
   """{curve: {spec: (psnr, bytes)}} for one uint8 HR image."""
-  from fgrn_tf import codecs
+  from fgrn_tf.data import codecs
 
   hr_q = HR_QUALITIES[::3] if quick else HR_QUALITIES
   model_q = MODEL_QUALITIES[::2] if quick else MODEL_QUALITIES
@@ -57,7 +57,7 @@ def curves_for_image(hr: np.ndarray, scale: int, models: dict, quick: bool) -> d
     for q in hr_q:
       decoded, size = codecs.Codec(kind, q).roundtrip(hr)
       out[f"hr-{kind}"][f"{kind}:{q}"] = (y_psnr(hr, decoded, scale), size)
-  from fgrn_tf.eval_lib import bicubic_method
+  from fgrn_tf.evaluate.evaluator import bicubic_method
 
   bic = bicubic_method(scale)  # the evaluation's own bicubic, so both tell the same story
   down, up = bic.downscale, bic.upscale
@@ -171,8 +171,9 @@ def from_csv(path: pathlib.Path) -> dict:
 
 def load_models(specs: list[str], scale: int, quick: bool, tmp: pathlib.Path) -> dict:
   """{name: backend}: the given models of this scale, or the shipped one (quick: a tiny one)."""
-  from fgrn_tf import backends, config
+  from fgrn_tf import config
   from fgrn_tf.models.fgrn import FGRN
+  from fgrn_tf.runtime import backends
 
   if quick:
     model = FGRN(config.smoke().model.replace(scale=scale))

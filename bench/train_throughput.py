@@ -42,11 +42,12 @@ def steps_per_second(model_cfg, image_set, patch, batch, constant, steps, warmup
   """
   import tensorflow as tf
 
-  from fgrn_tf import config, train_lib
+  from fgrn_tf import config
   from fgrn_tf.data import pipeline
+  from fgrn_tf.train import trainer
 
   exp = config.Experiment(model_cfg, config.TrainConfig(batch_size=batch, patch_size=patch))
-  model = train_lib.build_model(exp, tf.distribute.get_strategy())
+  model = trainer.build_model(exp, tf.distribute.get_strategy())
   ds = pipeline.training_dataset(image_set, model_cfg.scale, batch, patch, seed=0)
   if constant:
     ds = pipeline.constant_dataset(next(iter(ds)))
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
 
   from fgrn_tf import config
   from fgrn_tf.data import pipeline
-  from fgrn_tf.eval_inputs import default_data_root
+  from fgrn_tf.evaluate.inputs import default_data_root
 
   dirs = [d for d in args.data_dirs.split(",") if d]
   root = default_data_root()

@@ -157,7 +157,7 @@ class TrainConfig(_Fields):
       weights. Only read at step 0; a resumed run continues from its own backup.
     precision: float32, mixed_bfloat16 (CPUs with AVX512-BF16 or AMX, recent GPUs) or
       mixed_float16 (NVIDIA GPUs, with dynamic loss scaling): the dtype policy of Gd's and
-      Gu's convolutions; F, the quantizers and the losses stay float32 (`fgrn_tf.precision`).
+      Gu's convolutions; F, the quantizers and the losses stay float32 (`fgrn_tf.models.precision`).
   """
 
   batch_size: int = 36

@@ -1,7 +1,7 @@
 """The one error policy of every fgrn-tf tool: a problem the user can fix is one line and an exit.
 
 Library code raises `FGRNError` (or a subclass) with a message that names the file, flag or
-value at fault; the entry points catch it in one place (`fgrn_tf.entry`) and print it as
+value at fault; the entry points catch it in one place (`fgrn_tf.cli.entry`) and print it as
 `PROG: error: MESSAGE`. Anything else is a bug and keeps its traceback.
 """
 
@@ -22,6 +22,10 @@ class UsageError(FGRNError):
   """Bad flags or arguments: nothing was done."""
 
   exit_code = 2
+
+
+# What a tool exits with when Ctrl-C stops it (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 
 def one_line(error: BaseException) -> str:

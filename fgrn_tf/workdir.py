@@ -1,7 +1,7 @@
 """The training workdir: what a run leaves behind, its progress record, its lock, and loading a
 model from it.
 
-Layout (written by `train_lib`, read by evaluation, export and the command-line tool):
+Layout (written by `train.trainer`, read by evaluation, export and the command-line tool):
   config.json           the Experiment (model + training recipe) as JSON
   best.weights.h5       weights with the best validation PSNR so far
   last.weights.h5       weights at the end of the last finished epoch
@@ -125,7 +125,7 @@ def weights_path(workdir) -> pathlib.Path:
 
 def load_model(path, precision: str = "float32"):
   """Loads an FGRN from a training workdir (config.json + weights) or a `.keras` file, to
-  compute in `precision` (`fgrn_tf.precision`; the weights are float32 whatever it was
+  compute in `precision` (`fgrn_tf.models.precision`; the weights are float32 whatever it was
   trained in).
 
   Raises ModelNotFoundError (nothing there) or WorkdirError (a file there is unusable; the

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from helpers import tiny_model
 
-from fgrn_tf import backends, config, workdir
-from fgrn_tf.export import export_lib
+from fgrn_tf import config, workdir
+from fgrn_tf.export import exporter
+from fgrn_tf.runtime import backends
 from fgrn_tf.workdir import ModelNotFoundError
 
 pytestmark = pytest.mark.slow  # one SavedModel + float32 .tflite export (~30 s of CPU)
@@ -23,7 +24,7 @@ def exported(tmp_path_factory):
   model.save_weights(base / "wd" / workdir.BEST_WEIGHTS)
   rng = np.random.default_rng(0)
   check = [("r.png", rng.integers(0, 256, (16, 20, 3), dtype=np.uint8))]
-  export_lib.export(model, base / "out", check, formats=["savedmodel", "tflite_float32"],
+  exporter.export(model, base / "out", check, formats=["savedmodel", "tflite_float32"],
                     log=lambda _: None)
   return types.SimpleNamespace(base=base, out=base / "out", model=model,
                                keras=backends.KerasBackend(model),

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from helpers import photo, tiny_model
 
-from fgrn_tf import batch, files, picture
-from fgrn_tf.backends import KerasBackend
+from fgrn_tf import files
 from fgrn_tf.data import images
+from fgrn_tf.rescale import batch, picture
+from fgrn_tf.runtime.backends import KerasBackend
 
 
 @pytest.fixture(scope="module")

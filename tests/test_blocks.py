@@ -125,7 +125,7 @@ def test_dense_block_converts_to_tflite_with_weight_slicing_folded():
   from ai_edge_litert.interpreter import Interpreter
   from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-  from fgrn_tf import litert
+  from fgrn_tf.runtime import litert
 
   block = _randomized(blocks.DenseBlock(2, growth=4), 1, seed=10)
   fn = tf.function(block.call, input_signature=[tf.TensorSpec([1, 8, 8, 1], tf.float32)])

@@ -1,5 +1,5 @@
 """Tests for `fgrn` (`python -m fgrn_tf`) {downscale,upscale,roundtrip}: outputs, messages, exit
-codes. The commands run in this process through `rescale_lib.run` with the tool's error policy
+codes. The commands run in this process through `commands.run` with the tool's error policy
 (`entry.guarded`); the flags themselves are checked on the real command line, in subprocesses
 (absl flags are process-wide)."""
 
@@ -13,9 +13,12 @@ import pytest
 from conftest import ROOT
 from helpers import write_model_dir
 
-from fgrn_tf import config, entry, rescale_lib, workdir
+from fgrn_tf import config, workdir
+from fgrn_tf.cli import entry
 from fgrn_tf.data import images
-from fgrn_tf.models import receptive_field, shipped
+from fgrn_tf.models import receptive_field
+from fgrn_tf.rescale import commands
+from fgrn_tf.runtime import shipped
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,7 @@ PROG = "fgrn"  # fgrn_tf.cli.rescale.PROG; not imported: its absl flags are proc
 
 def run(capsys, command, *inputs, **options):
   """Runs a command as the tool does, minus the flag parsing: (exit code, stdout, stderr)."""
-  main = entry.guarded(PROG, lambda argv: rescale_lib.run(command, [str(i) for i in inputs],
+  main = entry.guarded(PROG, lambda argv: commands.run(command, [str(i) for i in inputs],
                                                           **options))
   code = main([PROG])
   out, err = capsys.readouterr()
@@ -209,7 +212,7 @@ def test_command_line_mistakes_exit_2_in_one_line(argv, says):
 @pytest.fixture()
 def loads(monkeypatch):
   """Records each model load and marks it on stderr, so a test sees what came before it."""
-  from fgrn_tf import backends
+  from fgrn_tf.runtime import backends
 
   real, calls = backends.load_backend, []
 

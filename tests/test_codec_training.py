@@ -88,14 +88,14 @@ def _fit_and_score(codec: bool, quality: int = 50, steps: int = 150):
   `quality` and lossless (RGB PSNR, dB)."""
   from helpers import photo
 
-  from fgrn_tf import train_lib
   from fgrn_tf.models.fgrn import psnr01
   from fgrn_tf.models.quantize import quantize
+  from fgrn_tf.train import trainer
 
   changes = {"width": 16, "flow_cells": 1, "flow_growth": 8}
   if codec:
     changes.update(codec_min_quality=quality, codec_max_quality=quality, codec_prob=1.0)
-  model = train_lib.build_model(config.preset("smoke").replace(
+  model = trainer.build_model(config.preset("smoke").replace(
       model=changes, train={"learning_rate": 2e-3, "seed": 0}))
   hr = tf.constant(np.repeat(photo(48, 48, seed=0)[None], 4, axis=0) / 255.0, tf.float32)
   for _ in range(steps):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fgrn_tf import codecs
+from fgrn_tf.data import codecs
 
 
 def photo_like(h=48, w=64, seed=0):

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from helpers import ROOT, image_folder, train_command
 
-from fgrn_tf import config, train_lib
+from fgrn_tf import config
 from fgrn_tf import workdir as wd
-from fgrn_tf.train_callbacks import current_step
+from fgrn_tf.train import trainer
+from fgrn_tf.train.callbacks import current_step
 
 MIRRORED_SCRIPT = textwrap.dedent("""
   import json, sys
@@ -27,14 +28,15 @@ MIRRORED_SCRIPT = textwrap.dedent("""
   cpu = tf.config.list_physical_devices("CPU")[0]
   tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
   import numpy as np
-  from fgrn_tf import config, distribute, train_lib
+  from fgrn_tf import config, distribute
+  from fgrn_tf.train import trainer
   from fgrn_tf.data import images, pipeline
 
   exp = config.preset("smoke").replace(train={"batch_size": 4, "patch_size": 16})
   image_set = pipeline.load_images(images.list_images(sys.argv[1]), 16)
 
   def run(strategy):
-    model = train_lib.build_model(exp, strategy)
+    model = trainer.build_model(exp, strategy)
     start = [w.copy() for w in model.get_weights()]
     ds = pipeline.training_dataset(image_set, 2, 4, 16, seed=0)
     model.fit(ds, epochs=1, steps_per_epoch=3, verbose=0)
@@ -105,7 +107,7 @@ def test_two_multiworker_processes_train_together_and_agree(tmp_path):
   exp = config.smoke().replace(train={"steps": 4, "steps_per_epoch": 2})
   models = []
   for chief, index in ((True, 0), (False, 1)):
-    model = train_lib.build_model(exp)
+    model = trainer.build_model(exp)
     model.load_weights(wd.backup_path(workdir, chief, index))
     models.append(model)
   a, b = models

@@ -13,7 +13,7 @@ SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from helpers import random_images, tiny_model
-    from fgrn_tf import losses
+    from fgrn_tf.models import losses
 
     hr = tf.constant(random_images(4, 16, 16, seed=1))
 

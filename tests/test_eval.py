@@ -1,4 +1,4 @@
-"""eval_main.py / eval_lib: the published bicubic rows, FGRN through its real inverse, the report
+"""eval_main.py / evaluator: the published bicubic rows, FGRN through its real inverse, the report
 files, and bad input."""
 
 import json
@@ -14,12 +14,13 @@ import numpy as np
 import pytest
 from helpers import randomize_zero_convs
 
-from fgrn_tf import eval_inputs, eval_lib, workdir
+from fgrn_tf import workdir
 from fgrn_tf.config import preset
 from fgrn_tf.data.images import read_rgb8, write_image
+from fgrn_tf.evaluate import evaluator, inputs
 from fgrn_tf.metrics.psnr_ssim import mod_crop, psnr_y
-from fgrn_tf.models import shipped
 from fgrn_tf.models.fgrn import FGRN
+from fgrn_tf.runtime import shipped
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -87,7 +88,7 @@ def test_cli_bicubic_reproduces_published_set5_x2(data_root, niqe_params_path, t
 
 
 def test_bicubic_reproduces_published_set5_x4(data_root, niqe_params_path, tmp_path):
-  results = eval_lib.evaluate(["bicubic"], 4, ["Set5"], tmp_path, data_root=data_root,
+  results = evaluator.evaluate(["bicubic"], 4, ["Set5"], tmp_path, data_root=data_root,
                               niqe_params=niqe_params_path, progress=False)
   m = results["datasets"]["Set5"]["methods"]["bicubic"]
   assert m["psnr"] == pytest.approx(28.42, abs=0.05)
@@ -97,7 +98,7 @@ def test_bicubic_reproduces_published_set5_x4(data_root, niqe_params_path, tmp_p
 
 
 def test_fgrn_and_bicubic_on_a_folder(tiny_set, smoke_workdir, tmp_path):
-  results = eval_lib.evaluate("fgrn,bicubic", 2, [str(tiny_set)], tmp_path,
+  results = evaluator.evaluate("fgrn,bicubic", 2, [str(tiny_set)], tmp_path,
                               model=smoke_workdir, progress=False)
   entry = results["datasets"][tiny_set.name]
   assert entry["files"] == 4 and entry["evaluated"] == 3
@@ -121,7 +122,7 @@ def test_fgrn_round_trip_goes_through_the_inverse_of_the_flow(tiny_set, smoke_wo
   from fgrn_tf.models.fgrn import snap_to_grid
   from fgrn_tf.models.quantize import from_uint8, quantize, to_uint8
 
-  results = eval_lib.evaluate(["fgrn"], 2, [str(tiny_set)], tmp_path, model=smoke_workdir,
+  results = evaluator.evaluate(["fgrn"], 2, [str(tiny_set)], tmp_path, model=smoke_workdir,
                               progress=False, niqe_params="none")
   per_image = results["datasets"][tiny_set.name]["methods"]["fgrn"]["per_image"]
   model = workdir.load_model(smoke_workdir)
@@ -145,7 +146,7 @@ def test_savedmodel_gives_the_numbers_of_the_workdir(smoke_workdir, tmp_path):
   images_dir = tmp_path / "one"
   write_image(images_dir / "a.png", _photo(48, 40, 5))
   saved_model.write(workdir.load_model(smoke_workdir), tmp_path / "sm")
-  runs = [eval_lib.evaluate(["fgrn"], 2, [str(images_dir)], tmp_path / str(i), model=m,
+  runs = [evaluator.evaluate(["fgrn"], 2, [str(images_dir)], tmp_path / str(i), model=m,
                             progress=False, niqe_params="none")
           for i, m in enumerate((smoke_workdir, tmp_path / "sm"))]
   a, b = (r["datasets"]["one"]["methods"]["fgrn"]["per_image"] for r in runs)
@@ -155,28 +156,28 @@ def test_savedmodel_gives_the_numbers_of_the_workdir(smoke_workdir, tmp_path):
 
 
 def test_gray_image_is_evaluated_as_y_of_rgb_expanded(tiny_set, tmp_path):
-  results = eval_lib.evaluate(["bicubic"], 2, [str(tiny_set)], tmp_path, progress=False,
+  results = evaluator.evaluate(["bicubic"], 2, [str(tiny_set)], tmp_path, progress=False,
                               niqe_params="none")
   gray = results["datasets"][tiny_set.name]["methods"]["bicubic"]["per_image"][2]
   assert gray["name"] == "c_gray" and "niqe" not in gray
   hr = np.repeat(_photo(34, 30, 2)[:, :, 1:2], 3, axis=2)
-  method = eval_lib.bicubic_method(2)
+  method = evaluator.bicubic_method(2)
   assert gray["psnr"] == pytest.approx(psnr_y(hr, method.upscale(method.downscale(hr)), 2))
 
 
 def test_model_of_another_scale_is_refused(tiny_set, smoke_workdir, tmp_path):
-  with pytest.raises(eval_lib.EvalError, match=r"is x2 but --scale 4"):
-    eval_lib.evaluate(["fgrn"], 4, [str(tiny_set)], tmp_path, model=smoke_workdir,
+  with pytest.raises(evaluator.EvalError, match=r"is x2 but --scale 4"):
+    evaluator.evaluate(["fgrn"], 4, [str(tiny_set)], tmp_path, model=smoke_workdir,
                       progress=False)
 
 
 def test_missing_model_names_what_was_looked_for(tiny_set, tmp_path, monkeypatch):
-  with pytest.raises(eval_lib.EvalError, match="no_such_model"):
-    eval_lib.evaluate(["fgrn"], 2, [str(tiny_set)], tmp_path, model=tmp_path / "no_such_model")
+  with pytest.raises(evaluator.EvalError, match="no_such_model"):
+    evaluator.evaluate(["fgrn"], 2, [str(tiny_set)], tmp_path, model=tmp_path / "no_such_model")
   monkeypatch.setattr(shipped, "default_model_path",
                       lambda scale: tmp_path / "models" / f"fgrn_x{scale}")
-  with pytest.raises(eval_lib.EvalError, match=r"models/fgrn_x2.*--model"):
-    eval_lib.evaluate(["fgrn"], 2, [str(tiny_set)], tmp_path / "out")
+  with pytest.raises(evaluator.EvalError, match=r"models/fgrn_x2.*--model"):
+    evaluator.evaluate(["fgrn"], 2, [str(tiny_set)], tmp_path / "out")
   assert not (tmp_path / "out").exists()
 
 
@@ -194,14 +195,14 @@ def test_named_dataset_without_a_data_root_says_how_to_give_one(tmp_path, monkey
   # No guessed location (a data folder beside the checkout): the flag or the variable only.
   monkeypatch.delenv("FGRN_DATA_ROOT", raising=False)
   monkeypatch.chdir(tmp_path)  # nor a folder "Set5" here
-  with pytest.raises(eval_lib.EvalError, match=r"'Set5'.*pass --data_root or set FGRN_DATA_ROOT"):
-    eval_inputs.resolve_datasets(["Set5"])
+  with pytest.raises(evaluator.EvalError, match=r"'Set5'.*pass --data_root or set FGRN_DATA_ROOT"):
+    inputs.resolve_datasets(["Set5"])
 
 
 def test_without_niqe_parameters_the_evaluation_runs_and_says_why(tiny_set, tmp_path,
                                                                    monkeypatch):
   monkeypatch.delenv("FGRN_NIQE_PARAMS", raising=False)
-  results = eval_lib.evaluate(["bicubic"], 2, [str(tiny_set)], tmp_path, progress=False)
+  results = evaluator.evaluate(["bicubic"], 2, [str(tiny_set)], tmp_path, progress=False)
   assert results["protocol"]["niqe"] == "not computed"
   assert "niqe" not in results["datasets"][tiny_set.name]["methods"]["bicubic"]
   md = (tmp_path / "results.md").read_text()
@@ -209,8 +210,8 @@ def test_without_niqe_parameters_the_evaluation_runs_and_says_why(tiny_set, tmp_
 
 
 def test_unknown_method_is_refused(tiny_set, tmp_path):
-  with pytest.raises(eval_lib.EvalError, match="unknown method bilinear"):
-    eval_lib.evaluate("bilinear", 2, [str(tiny_set)], tmp_path)
+  with pytest.raises(evaluator.EvalError, match="unknown method bilinear"):
+    evaluator.evaluate("bilinear", 2, [str(tiny_set)], tmp_path)
 
 
 # ---- where the results go ---------------------------------------------------------------------
@@ -243,8 +244,8 @@ def test_output_dir_in_an_image_folder_is_refused_and_nothing_is_written(tiny_se
   out = {"the dataset": data, "a folder inside it": data / "results",
          "another image folder": other}[where]
   before = _snapshot(tmp_path)
-  with pytest.raises(eval_lib.EvalError, match=message) as info:
-    eval_lib.evaluate(["bicubic"], 2, [str(data)], out, progress=False, niqe_params="none")
+  with pytest.raises(evaluator.EvalError, match=message) as info:
+    evaluator.evaluate(["bicubic"], 2, [str(data)], out, progress=False, niqe_params="none")
   assert str(out) in str(info.value)
   assert _snapshot(tmp_path) == before
   assert not (data / "results").exists()
@@ -262,24 +263,24 @@ def test_unusable_output_dir_is_refused_before_anything_is_loaded(tiny_set, tmp_
     raise AssertionError("loaded something before --output_dir was checked")
 
   for name in ("load_niqe_params", "fgrn_method", "bicubic_method"):
-    monkeypatch.setattr(eval_lib, name, too_early)
-  monkeypatch.setattr(eval_lib.images, "read_rgb8", too_early)
-  with pytest.raises(eval_lib.EvalError, match=re.escape(str(out))):
-    eval_lib.evaluate(["bicubic", "fgrn"], 2, [str(tiny_set)], out, progress=False)
+    monkeypatch.setattr(evaluator, name, too_early)
+  monkeypatch.setattr(evaluator.images, "read_rgb8", too_early)
+  with pytest.raises(evaluator.EvalError, match=re.escape(str(out))):
+    evaluator.evaluate(["bicubic", "fgrn"], 2, [str(tiny_set)], out, progress=False)
   assert (tmp_path / "file").read_text() == "keep"
   assert not out.exists() or out.is_file()
 
 
 def test_existing_results_are_replaced_only_with_overwrite(tiny_set, tmp_path):
   out = tmp_path / "out"
-  eval_lib.evaluate(["bicubic"], 2, [str(tiny_set)], out, progress=False, niqe_params="none")
+  evaluator.evaluate(["bicubic"], 2, [str(tiny_set)], out, progress=False, niqe_params="none")
   before = _snapshot(out)
   assert sorted(before) == ["results.json", "results.md", f"{tiny_set.name}_x2.png"]
-  with pytest.raises(eval_lib.EvalError, match=r"results.json exists.*--overwrite"):
-    eval_lib.evaluate(["bicubic"], 2, [str(tiny_set)], out, progress=False, niqe_params="none")
+  with pytest.raises(evaluator.EvalError, match=r"results.json exists.*--overwrite"):
+    evaluator.evaluate(["bicubic"], 2, [str(tiny_set)], out, progress=False, niqe_params="none")
   assert _snapshot(out) == before
   # Its own figure is not mistaken for a foreign image.
-  eval_lib.evaluate(["bicubic"], 2, [str(tiny_set)], out, progress=False, niqe_params="none",
+  evaluator.evaluate(["bicubic"], 2, [str(tiny_set)], out, progress=False, niqe_params="none",
                     overwrite=True)
   assert sorted(_snapshot(out)) == sorted(before)
 
@@ -315,7 +316,7 @@ def test_each_mean_is_over_the_images_it_says(tiny_set, niqe_params_path, tmp_pa
   shutil.copytree(tiny_set, data)
   (data / "e_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
   write_image(data / "f_flat.png", np.full((40, 40, 3), 90, np.uint8))  # PSNR inf
-  results = eval_lib.evaluate(["bicubic"], 2, [str(data)], tmp_path / "out", progress=False,
+  results = evaluator.evaluate(["bicubic"], 2, [str(data)], tmp_path / "out", progress=False,
                               niqe_params=niqe_params_path)
   entry = results["datasets"]["data"]
   assert entry["files"] == 6 and entry["evaluated"] == 4 and len(entry["skipped"]) == 2

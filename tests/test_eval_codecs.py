@@ -10,9 +10,9 @@ import sys
 import pytest
 from helpers import photo, write_model_dir
 
-from fgrn_tf import eval_lib
-from fgrn_tf.codecs import CodecError
+from fgrn_tf.data.codecs import CodecError
 from fgrn_tf.data.images import write_image
+from fgrn_tf.evaluate import evaluator
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -33,7 +33,7 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def results(images_dir, model_dir, tmp_path_factory):
   out = tmp_path_factory.mktemp("codec_out") / "r"
-  return eval_lib.evaluate(["fgrn", "bicubic"], 2, [str(images_dir)], out, model=model_dir,
+  return evaluator.evaluate(["fgrn", "bicubic"], 2, [str(images_dir)], out, model=model_dir,
                            niqe_params="none", progress=False,
                            codecs="png,jpeg:90,jpeg:30,webp:80")
 
@@ -59,7 +59,7 @@ def test_the_codec_changes_the_lr_bytes_and_the_reconstruction(results):
 
 
 def test_codec_rows_are_reproducible(results, images_dir, model_dir, tmp_path):
-  again = eval_lib.evaluate(["fgrn", "bicubic"], 2, [str(images_dir)], tmp_path / "r",
+  again = evaluator.evaluate(["fgrn", "bicubic"], 2, [str(images_dir)], tmp_path / "r",
                             model=model_dir, niqe_params="none", progress=False,
                             codecs="png,jpeg:90,jpeg:30,webp:80")
   assert json.dumps(again["rows"]) == json.dumps(results["rows"])
@@ -69,7 +69,7 @@ def test_codec_rows_are_reproducible(results, images_dir, model_dir, tmp_path):
                                         ("gif:5", "unknown codec")])
 def test_bad_codec_specs_are_refused_before_anything_runs(images_dir, tmp_path, spec, word):
   with pytest.raises(CodecError, match=word):
-    eval_lib.evaluate(["bicubic"], 2, [str(images_dir)], tmp_path / "r", niqe_params="none",
+    evaluator.evaluate(["bicubic"], 2, [str(images_dir)], tmp_path / "r", niqe_params="none",
                       progress=False, codecs=spec)
   assert not (tmp_path / "r").exists()
   proc = subprocess.run([sys.executable, str(ROOT / "eval_main.py"), "--method", "bicubic",

@@ -19,17 +19,18 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from helpers import REFUSED_OUTPUTS, make_run, refusal_tree, snapshot, tiny_model
 
-from fgrn_tf import backends, config, litert, workdir
+from fgrn_tf import config, workdir
 from fgrn_tf.data import images
 from fgrn_tf.export import (
   ExportError,
   agreement,
-  export_lib,
+  exporter,
   gpu_delegate,
   inputs,
   manifest,
   saved_model,
 )
+from fgrn_tf.runtime import backends, litert
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SAVED_MODEL_CLI = pathlib.Path(sys.executable).parent / "saved_model_cli"
@@ -86,7 +87,7 @@ def run(tmp_path_factory):
   # umask 022 is what a server's export job usually runs with: TF Serving must read the files.
   proc = export_cli("--model", wd, "--output_dir", out, "--check_dir", check,
                     "--check_crop", 0, "--max_int8_full_drop", 1000,
-                    "--formats", ",".join(export_lib.FORMATS), umask=0o022)
+                    "--formats", ",".join(exporter.FORMATS), umask=0o022)
   assert proc.returncode == 0, proc.stderr[-3000:]
   keras = backends.load_backend(wd)
   return types.SimpleNamespace(out=out, wd=wd, keras=keras, stdout=proc.stdout,
@@ -101,7 +102,7 @@ def tflite_files(run):
 
 def test_export_writes_serving_layout_tflite_pairs_and_manifest(run):
   m = run.manifest
-  assert set(m["artifacts"]) == set(export_lib.FORMATS)
+  assert set(m["artifacts"]) == set(exporter.FORMATS)
   assert (m["model_name"], m["version"], m["scale"]) == ("fgrn_x2", 1, 2)
   assert (run.out / "fgrn_x2" / "1" / "saved_model.pb").is_file()
   assert m["artifacts"]["savedmodel"]["path"] == "fgrn_x2/1"
@@ -119,7 +120,7 @@ def test_export_writes_serving_layout_tflite_pairs_and_manifest(run):
   for name in EXACT:
     a = m["artifacts"][name]["agreement"]
     assert a["downscale_max_abs_diff"] <= 1 and a["upscale_max_abs_diff"] <= 1, (name, a)
-  assert all(name in run.stdout for name in export_lib.FORMATS)
+  assert all(name in run.stdout for name in exporter.FORMATS)
 
 
 def test_every_artifact_matches_keras_on_the_same_images(run):
@@ -365,11 +366,11 @@ def test_export_main_refuses_stray_arguments_and_unknown_flags_as_usage_errors(t
 
 def test_export_refuses_unknown_formats_and_a_non_empty_output_dir(tmp_path):
   with pytest.raises(ExportError, match="unknown format.*tflite_int4"):
-    export_lib.parse_formats("savedmodel,tflite_int4")
+    exporter.parse_formats("savedmodel,tflite_int4")
   (tmp_path / "out").mkdir()
   (tmp_path / "out" / "keep.txt").write_text("x")
   with pytest.raises(ExportError, match="not empty"):
-    export_lib.export(tiny_model(), tmp_path / "out", [], formats=["savedmodel"])
+    exporter.export(tiny_model(), tmp_path / "out", [], formats=["savedmodel"])
   assert (tmp_path / "out" / "keep.txt").read_text() == "x"
 
 
@@ -477,8 +478,8 @@ def test_overwrite_replaces_a_previous_export_and_nothing_else(tmp_path):
   (tmp_path / "beside.txt").write_text("mine")
   check = [("r.png", smooth_images(5, [(16, 20)])[0])]
   with pytest.raises(ExportError, match="previous export.*--overwrite"):
-    export_lib.export(tiny_model(), out, check, formats=["savedmodel"], log=lambda _: None)
-  written = export_lib.export(tiny_model(), out, check, formats=["savedmodel"], overwrite=True,
+    exporter.export(tiny_model(), out, check, formats=["savedmodel"], log=lambda _: None)
+  written = exporter.export(tiny_model(), out, check, formats=["savedmodel"], overwrite=True,
                             log=lambda _: None)
   assert set(written["artifacts"]) == {"savedmodel"}
   assert sorted(p.name for p in out.iterdir()) == ["fgrn_x2", "manifest.json"]  # no old tflite/
@@ -498,7 +499,7 @@ def test_a_full_disk_is_reported_on_the_output_path_not_the_hidden_staging_one(
   out = tmp_path / "out"
   check = [("r.png", smooth_images(5, [(16, 20)])[0])]
   with pytest.raises(ExportError) as info:
-    export_lib.export(tiny_model(), out, check, formats=["savedmodel"], log=lambda _: None)
+    exporter.export(tiny_model(), out, check, formats=["savedmodel"], log=lambda _: None)
   assert str(info.value) == (f"{out}/fgrn_x2/1/variables/variables.data: "
                              f"{os.strerror(errno.ENOSPC)}")
   assert list(tmp_path.iterdir()) == []

@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 from helpers import ROOT
 
-from fgrn_tf import backends
 from fgrn_tf.export import gpu_delegate
 from fgrn_tf.models.quantize import round_half_up
+from fgrn_tf.runtime import backends
 
 SHIPPED = sorted((ROOT / "models").glob("*/export/tflite/*/*.tflite"))
 

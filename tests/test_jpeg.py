@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 from helpers import ROOT, photo
 
-from fgrn_tf.codecs import Codec
+from fgrn_tf.data.codecs import Codec
 from fgrn_tf.data.images import read_rgb8
 from fgrn_tf.data.imresize import bicubic_downscale
 from fgrn_tf.metrics.psnr_ssim import mod_crop, psnr, rgb_to_y

@@ -87,20 +87,20 @@ def test_card_shows_the_lr_crops_it_wrote_and_drops_stale_ones(tmp_path):
   from helpers import write_model_dir
 
   from fgrn_tf.data import images
-  from fgrn_tf.export import ship_lib
+  from fgrn_tf.export import shipper
 
   model = tmp_path / "fgrn_x2"
   write_model_dir(model, seed=0)
   (model / "train_state.json").write_text(json.dumps({"step": 5000, "train_seconds": 3600}))
-  (model / ship_lib.CARD_DIR).mkdir()
-  (model / ship_lib.CARD_DIR / "stale.png").write_bytes(b"old")
+  (model / shipper.CARD_DIR).mkdir()
+  (model / shipper.CARD_DIR / "stale.png").write_bytes(b"old")
   hr = (np.random.default_rng(0).uniform(0, 255, (40, 48, 3))).astype(np.uint8)
   images.write_image(tmp_path / "bird.png", hr)
   (tmp_path / "keras").mkdir()
   (tmp_path / "keras" / "results.json").write_text(json.dumps(_results(36.5, True)))
   path = model_card.write_card(model, f"Keras={tmp_path / 'keras'}", crops=[tmp_path / "bird.png"])
-  assert [p.name for p in (model / ship_lib.CARD_DIR).iterdir()] == ["bird.png"]
-  picture = images.read_rgb8(model / ship_lib.CARD_DIR / "bird.png")
+  assert [p.name for p in (model / shipper.CARD_DIR).iterdir()] == ["bird.png"]
+  picture = images.read_rgb8(model / shipper.CARD_DIR / "bird.png")
   assert picture.shape == (20, 2 * 20 + 4, 3)  # the whole 20x24 LR is narrower than 128
   assert "![bird: bicubic LR, left; FGRN LR, right](card/bird.png)" in path.read_text()
   assert "| TFLite halves | not shipped" in path.read_text()

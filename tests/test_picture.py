@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from helpers import photo, tiny_model
 
-from fgrn_tf import picture, tiling
-from fgrn_tf.backends import KerasBackend
 from fgrn_tf.data import images, pngtext
 from fgrn_tf.data.imresize import imresize_np
-from fgrn_tf.picture import Picture
+from fgrn_tf.rescale import picture, tiling
+from fgrn_tf.rescale.picture import Picture
+from fgrn_tf.runtime.backends import KerasBackend
 
 
 @pytest.fixture(scope="module")

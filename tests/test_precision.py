@@ -1,6 +1,6 @@
-"""Mixed precision (`fgrn_tf.precision`): Gd and Gu compute in the low precision, the flow stays
-exact, training under every policy lowers the loss and resumes exactly, and the tools take
-`--precision` for Keras models only."""
+"""Mixed precision (`fgrn_tf.models.precision`): Gd and Gu compute in the low precision, the
+flow stays exact, training under every policy lowers the loss and resumes exactly, and the tools
+take `--precision` for Keras models only."""
 
 import os
 import subprocess
@@ -20,11 +20,12 @@ from helpers import (
   write_model_dir,
 )
 
-from fgrn_tf import config, train_lib
+from fgrn_tf import config
 from fgrn_tf import workdir as wd
 from fgrn_tf.errors import UsageError
 from fgrn_tf.models.fgrn import FGRN
-from fgrn_tf.train_callbacks import current_step
+from fgrn_tf.train import trainer
+from fgrn_tf.train.callbacks import current_step
 
 LOW = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 
@@ -63,7 +64,7 @@ def test_a_mixed_precision_training_step_lowers_the_loss_as_float32_does(tmp_pat
   runs = {}
   for policy in ("float32", precision):
     exp = _smoke(image_folder(tmp_path / "data"), policy, learning_rate=1e-3)
-    model = train_lib.build_model(exp)
+    model = trainer.build_model(exp)
     runs[policy] = losses_on_a_fixed_batch(model, hr, steps=8)
     assert current_step(model) == 10
   first, last = runs[precision]
@@ -79,12 +80,12 @@ def test_a_resumed_mixed_run_matches_an_uninterrupted_one(tmp_path, precision):
   whole = _smoke(data, precision, steps=4, steps_per_epoch=2)
   first = _smoke(data, precision, steps=2, steps_per_epoch=2)
   out = open(os.devnull, "w")
-  train_lib.train(whole, tmp_path / "whole", stream=out)
-  train_lib.train(first, tmp_path / "parts", stream=out)
-  assert train_lib.train(whole, tmp_path / "parts", stream=out).steps == 4
+  trainer.train(whole, tmp_path / "whole", stream=out)
+  trainer.train(first, tmp_path / "parts", stream=out)
+  assert trainer.train(whole, tmp_path / "parts", stream=out).steps == 4
   models = []
   for run in ("whole", "parts"):
-    model = train_lib.build_model(whole)
+    model = trainer.build_model(whole)
     model.load_weights(wd.backup_path(tmp_path / run))
     models.append(model)
   a, b = models
@@ -100,10 +101,10 @@ def test_a_resumed_mixed_run_matches_an_uninterrupted_one(tmp_path, precision):
 def test_a_run_cannot_change_precision_when_it_resumes(tmp_path):
   data = image_folder(tmp_path / "data")
   out = open(os.devnull, "w")
-  train_lib.train(_smoke(data, "float32", steps=2, steps_per_epoch=2), tmp_path / "run",
+  trainer.train(_smoke(data, "float32", steps=2, steps_per_epoch=2), tmp_path / "run",
                   stream=out)
-  with pytest.raises(train_lib.TrainError, match="precision: 'float32' -> 'mixed_float16'"):
-    train_lib.train(_smoke(data, "mixed_float16", steps=4, steps_per_epoch=2),
+  with pytest.raises(trainer.TrainError, match="precision: 'float32' -> 'mixed_float16'"):
+    trainer.train(_smoke(data, "mixed_float16", steps=4, steps_per_epoch=2),
                     tmp_path / "run", stream=out)
 
 
@@ -128,7 +129,7 @@ def test_a_workdir_loads_in_any_precision_and_bfloat16_stays_close(tmp_path):
 
 
 def test_fgrn_takes_precision_for_keras_models_and_refuses_it_for_exports(tmp_path):
-  from fgrn_tf import backends
+  from fgrn_tf.runtime import backends
 
   folder = write_model_dir(tmp_path / "model")
   assert backends.load_backend(folder, precision="mixed_bfloat16").model.precision == \
@@ -151,7 +152,7 @@ def test_fgrn_takes_precision_for_keras_models_and_refuses_it_for_exports(tmp_pa
 
 def test_a_step_skipped_for_non_finite_float16_gradients_still_counts(tmp_path):
   exp = _smoke(image_folder(tmp_path / "data"), "mixed_float16")
-  model = train_lib.build_model(exp)
+  model = trainer.build_model(exp)
   optimizer = model.optimizer
   before = [v.numpy().copy() for v in model.trainable_variables]
   scale = float(optimizer.dynamic_scale.numpy())

@@ -14,9 +14,10 @@ import pytest
 from conftest import ROOT
 from helpers import REFUSED_OUTPUTS, make_run, refusal_tree, snapshot, wave_images
 
-from fgrn_tf import backends, workdir
+from fgrn_tf import workdir
 from fgrn_tf.data import images
-from fgrn_tf.export import ExportError, manifest, ship_lib
+from fgrn_tf.export import ExportError, manifest, shipper
+from fgrn_tf.runtime import backends
 
 pytestmark = pytest.mark.slow  # two TFLite conversions of a tiny model, ~30 s
 
@@ -57,7 +58,7 @@ def shipped(tmp_path_factory):
   lines = []
   umask = os.umask(0o022)
   try:
-    ship_lib.ship(run, dest, check_images(), log=lines.append)
+    shipper.ship(run, dest, check_images(), log=lines.append)
   finally:
     os.umask(umask)
   return types.SimpleNamespace(run=run, dest=dest, lines=lines)
@@ -74,7 +75,7 @@ def test_shipped_model_loads_like_a_workdir_and_matches_the_run(shipped):
   assert isinstance(kept, backends.KerasBackend)
   lr_full, lr_shipped = full.downscale(hr), kept.downscale(hr)
   assert np.abs(lr_full.astype(int) - lr_shipped.astype(int)).max() <= 2
-  lite = backends.load_backend(dest / ship_lib.EXPORT_SUBDIR, artifact="tflite_float16")
+  lite = backends.load_backend(dest / shipper.EXPORT_SUBDIR, artifact="tflite_float16")
   assert np.abs(lite.downscale(hr).astype(int) - lr_shipped.astype(int)).max() <= 2
   assert not [p for p in dest.parent.iterdir() if p.name.startswith(".")]  # no staging left
 
@@ -109,7 +110,7 @@ def test_ship_never_replaces_what_it_did_not_make(tmp_path, case):
   before = snapshot(tmp_path)
   dest, word = REFUSED[case]
   with pytest.raises(ExportError, match=word) as info:
-    ship_lib.ship(base / "run", base / dest, check_images(), log=lambda _: None)
+    shipper.ship(base / "run", base / dest, check_images(), log=lambda _: None)
   assert "\n" not in str(info.value)
   assert snapshot(tmp_path) == before
 
@@ -134,11 +135,11 @@ def test_a_full_disk_is_reported_on_dest_not_the_hidden_staging_folder(tmp_path,
   def full_disk(src, dst):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
 
-  monkeypatch.setattr(ship_lib, "half_precision_weights", full_disk)
+  monkeypatch.setattr(shipper, "half_precision_weights", full_disk)
   run, dest = tmp_path / "run", tmp_path / "models" / "fgrn_x2"
   make_run(run)
   with pytest.raises(ExportError) as info:
-    ship_lib.ship(run, dest, check_images(), log=lambda _: None)
+    shipper.ship(run, dest, check_images(), log=lambda _: None)
   assert str(info.value) == f"{dest / workdir.BEST_WEIGHTS}: {os.strerror(errno.ENOSPC)}"
   assert list(dest.parent.iterdir()) == []
 
@@ -149,13 +150,13 @@ def test_over_the_size_limit_keeps_the_model_already_shipped(tmp_path):
   fake_shipped(dest)
   before = snapshot(dest)
   with pytest.raises(ExportError, match="over the 0 MB limit"):
-    ship_lib.ship(run, dest, check_images(), log=lambda _: None, size_limit=1000)
+    shipper.ship(run, dest, check_images(), log=lambda _: None, size_limit=1000)
   assert [p.name for p in dest.parent.iterdir()] == ["fgrn_x2"]
   assert snapshot(dest) == before
 
 
 def test_export_without_a_model_exports_the_shipped_model(tmp_path):
-  from fgrn_tf.models.shipped import default_model_path
+  from fgrn_tf.runtime.shipped import default_model_path
 
   shipped = default_model_path(2)
   if not shipped.is_dir():
@@ -179,19 +180,19 @@ def test_export_without_a_model_exports_the_shipped_model(tmp_path):
 def test_weights_only_ship_loads_and_can_be_shipped_over(tmp_path):
   run, dest = tmp_path / "run", tmp_path / "models" / "fgrn_x2"
   make_run(run)
-  ship_lib.ship(run, dest, check_images(), log=lambda _: None, formats=())
+  shipper.ship(run, dest, check_images(), log=lambda _: None, formats=())
   assert sorted(p.name for p in dest.iterdir()) == ["best.weights.h5", "config.json", "export",
                                                     "train_state.json"]
   assert [p.name for p in (dest / "export").iterdir()] == ["manifest.json"]
   assert json.loads((dest / "export" / "manifest.json").read_text())["artifacts"] == {}
-  assert ship_lib.not_a_shipped_model(dest) is None
+  assert shipper.not_a_shipped_model(dest) is None
   hr = check_images()[0][1][None]
   lr = backends.load_backend(dest).downscale(hr)
   assert np.abs(lr.astype(int) - backends.load_backend(run).downscale(hr).astype(int)).max() <= 2
-  (dest / ship_lib.CARD_DIR).mkdir()
-  (dest / ship_lib.CARD_DIR / "baby.png").write_bytes(b"picture")
-  ship_lib.ship(run, dest, check_images(), log=lambda _: None, formats=())  # over itself
-  assert (dest / ship_lib.CARD_DIR / "baby.png").read_bytes() == b"picture"
+  (dest / shipper.CARD_DIR).mkdir()
+  (dest / shipper.CARD_DIR / "baby.png").write_bytes(b"picture")
+  shipper.ship(run, dest, check_images(), log=lambda _: None, formats=())  # over itself
+  assert (dest / shipper.CARD_DIR / "baby.png").read_bytes() == b"picture"
 
 
 def test_ship_tool_refuses_an_unknown_format_in_one_line_before_writing(tmp_path):

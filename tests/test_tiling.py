@@ -6,10 +6,10 @@ import pytest
 import tensorflow as tf
 from helpers import photo, tiny_model
 
-from fgrn_tf import tiling
-from fgrn_tf.backends import KerasBackend
 from fgrn_tf.metrics import psnr_ssim
 from fgrn_tf.models import receptive_field
+from fgrn_tf.rescale import tiling
+from fgrn_tf.runtime.backends import KerasBackend
 
 
 @pytest.fixture(scope="module")

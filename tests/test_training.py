@@ -15,10 +15,12 @@ import pytest
 import tensorflow as tf
 from helpers import ROOT, image_folder, losses_on_a_fixed_batch, train_command, wave_images
 
-from fgrn_tf import config, config_fields, train_lib
+from fgrn_tf import config
 from fgrn_tf import workdir as wd
+from fgrn_tf.cli import config_fields
 from fgrn_tf.data import pipeline
-from fgrn_tf.train_callbacks import current_step, save_weights
+from fgrn_tf.train import trainer
+from fgrn_tf.train.callbacks import current_step, save_weights
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
 
@@ -45,7 +47,7 @@ def _start_run(tmp_path, steps: int, timeout=None, **popen):
 
 
 def _backup_step(workdir, experiment):
-  model = train_lib.build_model(experiment)
+  model = trainer.build_model(experiment)
   model.load_weights(wd.backup_path(workdir))
   return current_step(model), model
 
@@ -115,7 +117,7 @@ def test_presets_share_the_paper_networks():
 # ---- recipe checks (no training) ---------------------------------------------------------------
 
 def test_learning_rate_halves_every_n_steps():
-  schedule = train_lib.learning_rate_schedule(
+  schedule = trainer.learning_rate_schedule(
       config.TrainConfig(learning_rate=3e-4, lr_halving_steps=100))
   rates = [float(schedule(s)) for s in (0, 99, 100, 199, 200, 450)]
   np.testing.assert_allclose(rates, [3e-4, 3e-4, 1.5e-4, 1.5e-4, 7.5e-5, 3e-4 / 16], rtol=1e-6)
@@ -123,7 +125,7 @@ def test_learning_rate_halves_every_n_steps():
 
 @pytest.mark.parametrize("name", sorted(config.PRESETS))
 def test_every_preset_passes_the_recipe_checks(name):
-  train_lib.check_experiment(config.preset(name))
+  trainer.check_experiment(config.preset(name))
 
 
 def _trainings():
@@ -141,7 +143,7 @@ def _trainings():
 @pytest.mark.parametrize("name", _trainings())
 def test_every_presets_network_and_optimizer_lower_the_loss_on_a_fixed_batch(name):
   exp = config.preset(name)
-  model = train_lib.build_model(exp)  # the preset's network, Adam and learning rate
+  model = trainer.build_model(exp)  # the preset's network, Adam and learning rate
   size = 8 * exp.model.scale
   first, last = losses_on_a_fixed_batch(model, tf.constant(wave_images(2, size, size)), 4)
   # The reconstruction, which every step must lower. F's L_guide may rise at first while x moves
@@ -158,23 +160,23 @@ def test_every_presets_network_and_optimizer_lower_the_loss_on_a_fixed_batch(nam
 ])
 def test_unusable_recipes_are_refused(changes, message):
   exp = config.preset("smoke")
-  with pytest.raises(train_lib.TrainError, match=message):
-    train_lib.check_experiment(config.Experiment(exp.model, exp.train.replace(**changes)))
+  with pytest.raises(trainer.TrainError, match=message):
+    trainer.check_experiment(config.Experiment(exp.model, exp.train.replace(**changes)))
 
 
 def test_resume_refuses_a_different_network_or_recipe_but_allows_more_steps():
   saved = config.preset("smoke")
-  assert train_lib.check_resumable(saved, saved) == []
+  assert trainer.check_resumable(saved, saved) == []
   longer = config.Experiment(saved.model, saved.train.replace(steps=60))
-  assert train_lib.check_resumable(saved, longer) == ["steps: 6 -> 60"]
+  assert trainer.check_resumable(saved, longer) == ["steps: 6 -> 60"]
   moved = config.Experiment(saved.model, saved.train.replace(steps=60, lr_halving_steps=20))
-  assert train_lib.check_resumable(saved, moved) == ["steps: 6 -> 60",
+  assert trainer.check_resumable(saved, moved) == ["steps: 6 -> 60",
                                                      "lr_halving_steps: 1000 -> 20"]
-  with pytest.raises(train_lib.TrainError, match="different network.*guidance"):
-    train_lib.check_resumable(saved, config.Experiment(saved.model.replace(guidance="none"),
+  with pytest.raises(trainer.TrainError, match="different network.*guidance"):
+    trainer.check_resumable(saved, config.Experiment(saved.model.replace(guidance="none"),
                                                        saved.train))
-  with pytest.raises(train_lib.TrainError, match="different recipe.*batch_size"):
-    train_lib.check_resumable(saved, config.Experiment(saved.model,
+  with pytest.raises(trainer.TrainError, match="different recipe.*batch_size"):
+    trainer.check_resumable(saved, config.Experiment(saved.model,
                                                        saved.train.replace(batch_size=3)))
 
 
@@ -191,9 +193,9 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
   whole = _smoke(data, steps=4, steps_per_epoch=2)
   first = _smoke(data, steps=2, steps_per_epoch=2)
   out = open(os.devnull, "w")
-  train_lib.train(whole, tmp_path / "whole", stream=out)
-  train_lib.train(first, tmp_path / "parts", stream=out)
-  summary = train_lib.train(whole, tmp_path / "parts", stream=out)  # the run extended to 4
+  trainer.train(whole, tmp_path / "whole", stream=out)
+  trainer.train(first, tmp_path / "parts", stream=out)
+  summary = trainer.train(whole, tmp_path / "parts", stream=out)  # the run extended to 4
   assert summary.steps == 4
   step_a, a = _backup_step(tmp_path / "whole", whole)
   step_b, b = _backup_step(tmp_path / "parts", whole)
@@ -205,7 +207,7 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
   assert (tmp_path / "parts" / wd.BEST_WEIGHTS).is_file()
   model = wd.load_model(tmp_path / "parts")
   assert model.scale == 2
-  again = train_lib.train(whole, tmp_path / "parts", stream=out)
+  again = trainer.train(whole, tmp_path / "parts", stream=out)
   assert again.already_complete and again.steps == 4
 
 
@@ -220,8 +222,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_weights(tmp_path, monkeypatch):
 
   monkeypatch.setattr(pipeline, "training_dataset", poisoned)
   exp = _smoke(data, steps=6, steps_per_epoch=2)
-  with pytest.raises(train_lib.TrainError, match="NaN or infinite.*weights of step 2"):
-    train_lib.train(exp, tmp_path / "run", stream=open(os.devnull, "w"))
+  with pytest.raises(trainer.TrainError, match="NaN or infinite.*weights of step 2"):
+    trainer.train(exp, tmp_path / "run", stream=open(os.devnull, "w"))
   assert wd.read_state(tmp_path / "run")["step"] == 2
   model = wd.load_model(tmp_path / "run")
   assert all(np.isfinite(w).all() for w in model.get_weights())
@@ -231,7 +233,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_weights(tmp_path, monkeypatch):
 
 def test_missing_data_folder_fails_before_building_anything(tmp_path):
   with pytest.raises(pipeline.DataError, match="no such folder"):
-    train_lib.train(_smoke(str(tmp_path / "nothing")), tmp_path / "run")
+    trainer.train(_smoke(str(tmp_path / "nothing")), tmp_path / "run")
   assert not (tmp_path / "run" / wd.CONFIG).exists()
 
 
@@ -310,7 +312,7 @@ def test_workdir_lock_names_its_holder_and_is_free_once_released(tmp_path):
 
 def test_a_run_that_fails_on_a_new_workdir_leaves_no_folder_behind(tmp_path):
   with pytest.raises(pipeline.DataError):
-    train_lib.train(_smoke(str(tmp_path / "nothing")), tmp_path / "run")
+    trainer.train(_smoke(str(tmp_path / "nothing")), tmp_path / "run")
   assert not (tmp_path / "run").exists()
 
 
@@ -378,7 +380,7 @@ def test_ctrl_c_exits_130_saying_which_step_a_rerun_continues_from(tmp_path):
 # ---- messages name the real file ---------------------------------------------------------------
 
 def test_atomic_write_errors_name_the_target_not_the_temporary_file(tmp_path):
-  model = train_lib.build_model(config.preset("smoke"))
+  model = trainer.build_model(config.preset("smoke"))
   (tmp_path / "dir.weights.h5").mkdir()
   (tmp_path / "run" / wd.STATE).mkdir(parents=True)
   cases = [
@@ -404,8 +406,8 @@ def test_a_corrupt_config_is_refused_naming_the_file(tmp_path, text):
     wd.read_experiment(tmp_path)
   with pytest.raises(wd.WorkdirError, match=str(tmp_path / wd.CONFIG)):
     wd.load_model(tmp_path)
-  with pytest.raises(train_lib.TrainError, match=str(tmp_path / wd.CONFIG)) as info:
-    train_lib.train(config.preset("smoke"), tmp_path, stream=open(os.devnull, "w"))
+  with pytest.raises(trainer.TrainError, match=str(tmp_path / wd.CONFIG)) as info:
+    trainer.train(config.preset("smoke"), tmp_path, stream=open(os.devnull, "w"))
   assert str(info.value).count(str(tmp_path / wd.CONFIG)) == 1
 
 
@@ -434,6 +436,6 @@ def test_a_corrupt_backup_is_refused_naming_the_file(tmp_path):
   backup = wd.backup_path(tmp_path / "run")
   backup.parent.mkdir()
   backup.write_bytes(b"\x89HDF\r\n\x1a\n then nothing")  # a write cut short
-  with pytest.raises(train_lib.TrainError, match=f"^{backup}: cannot resume"):
-    train_lib.train(exp, tmp_path / "run", stream=open(os.devnull, "w"))
+  with pytest.raises(trainer.TrainError, match=f"^{backup}: cannot resume"):
+    trainer.train(exp, tmp_path / "run", stream=open(os.devnull, "w"))
   assert backup.read_bytes().endswith(b"then nothing")

@@ -13,7 +13,7 @@ import sys
 
 from absl import flags
 
-from fgrn_tf import entry
+from fgrn_tf.cli import entry
 from fgrn_tf.config import PRECISIONS
 from fgrn_tf.errors import UsageError
 
@@ -75,9 +75,9 @@ def _main(argv: list[str]) -> int:
   from fgrn_tf.data import images
 
   images.set_max_pixels(_MAX_PIXELS.value, flag="--max_pixels")  # before Keras imports cv2
-  from fgrn_tf import eval_lib  # brings TensorFlow: only once the flags have parsed
+  from fgrn_tf.evaluate import evaluator  # brings TensorFlow: only once the flags have parsed
 
-  results = eval_lib.evaluate(
+  results = evaluator.evaluate(
       _METHOD.value, _SCALE.value, _DATASETS.value.split(","), _OUTPUT_DIR.value,
       model=_MODEL.value, data_root=_DATA_ROOT.value, niqe_params=_NIQE_PARAMS.value,
       progress=_PROGRESS.value, overwrite=_OVERWRITE.value, codecs=_CODEC.value,

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from absl import flags
 
-from fgrn_tf import entry
+from fgrn_tf.cli import entry
 from fgrn_tf.errors import UsageError
-from fgrn_tf.export import agreement, export_lib  # no TensorFlow: names for the flags' help
+from fgrn_tf.export import (
+  agreement,  # no TensorFlow: names for the flags' help
+  exporter,
+)
 
 # The name errors and progress lines are printed under ("export: error: ...").
 PROG = "export"
@@ -30,8 +33,8 @@ _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Folder to create with manifest.json, <model_name>/<version>/ (the "
     "SavedModel) and tflite/<variant>/{downscaler,upscaler}.tflite.")
 _FORMATS = flags.DEFINE_string(
-    "formats", ",".join(export_lib.DEFAULT_FORMATS),
-    f"Comma-separated artifacts to write, from: {', '.join(export_lib.FORMATS)}.")
+    "formats", ",".join(exporter.DEFAULT_FORMATS),
+    f"Comma-separated artifacts to write, from: {', '.join(exporter.FORMATS)}.")
 _MODEL_NAME = flags.DEFINE_string(
     "model_name", None, "TF Serving model name (the SavedModel's folder); default fgrn_x<scale>.")
 _VERSION = flags.DEFINE_integer("version", 1, "TF Serving version folder of the SavedModel.")
@@ -66,7 +69,7 @@ def _main(argv: list[str]) -> int:
   logging.set_verbosity(logging.WARNING)  # TF's per-function INFO lines while saving
   if len(argv) > 1:
     raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  written = export_lib.export_path(
+  written = exporter.export_path(
       _MODEL.value, _OUTPUT_DIR.value, _FORMATS.value, scale=int(_SCALE.value),
       check_dir=_CHECK_DIR.value, check_count=_CHECK_IMAGES.value, check_crop=_CHECK_CROP.value,
       calibration_dir=_CALIBRATION_DIR.value, overwrite=_OVERWRITE.value, log=_log,

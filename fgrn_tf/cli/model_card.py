@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from fgrn_tf import entry
+from fgrn_tf.cli import entry
 from fgrn_tf.errors import UsageError
 
 PROG = "model_card"

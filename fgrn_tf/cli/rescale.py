@@ -8,17 +8,17 @@ parameters (docs/cli.md).
   fgrn info [--scale 2|4] [--json]
 
 The command is the first argument, the inputs (files, folders, globs) the others; flags may
-come anywhere. The work is in `fgrn_tf.rescale_lib`.
+come anywhere. The work is in `fgrn_tf.rescale.commands`.
 """
 
 from __future__ import annotations
 
 from absl import flags
 
-from fgrn_tf import entry
+from fgrn_tf.cli import entry
 from fgrn_tf.config import PRECISIONS
 from fgrn_tf.errors import UsageError
-from fgrn_tf.tiling import DEFAULT_TILE
+from fgrn_tf.rescale.tiling import DEFAULT_TILE
 
 PROG = "fgrn"
 
@@ -97,7 +97,7 @@ def _codec_spec() -> str | None:
     raise UsageError("give --codec or --lr_format/--quality, not both")
   if _LR_FORMAT.value is None:
     raise UsageError("--quality needs --lr_format jpeg or webp")
-  from fgrn_tf import codecs
+  from fgrn_tf.data import codecs
 
   try:
     return codecs.from_format(_LR_FORMAT.value, _QUALITY.value).spec
@@ -114,11 +114,11 @@ def _main(argv: list[str]) -> int:
   import cv2  # after fgrn_tf.data.images set OpenCV's pixel ceiling (read once, at import)
 
   cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our one line per bad file
-  from fgrn_tf import rescale_lib
+  from fgrn_tf.rescale import commands
 
   if command == "info":
-    return rescale_lib.info(2 if _SCALE.value is None else _SCALE.value, _JSON.value)
-  return rescale_lib.run(command, inputs, model=_MODEL.value, scale=_SCALE.value,
+    return commands.info(2 if _SCALE.value is None else _SCALE.value, _JSON.value)
+  return commands.run(command, inputs, model=_MODEL.value, scale=_SCALE.value,
                          output_dir=_OUTPUT_DIR.value, lr_dir=_LR_DIR.value, tile=_TILE.value,
                          overwrite=_OVERWRITE.value, metrics=_METRICS.value,
                          codec=codec, precision=_PRECISION.value)

@@ -5,7 +5,7 @@ Example:
   fgrn-ship --model runs/cpu_x2 [--output_dir models/fgrn_x2]
 
 Writes config.json, train_state.json, half-precision best weights and the float16 TFLite halves
-(export/), after checking them against the run's float32 weights (`fgrn_tf.export.ship_lib`).
+(export/), after checking them against the run's float32 weights (`fgrn_tf.export.shipper`).
 The model card (MODEL_CARD.md) is written afterwards from `fgrn-eval`'s results
 (`fgrn_tf.cli.model_card`).
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from fgrn_tf import entry
+from fgrn_tf.cli import entry
 from fgrn_tf.errors import UsageError
 
 # The name errors and progress lines are printed under ("ship: error: ...").
@@ -45,12 +45,12 @@ def _log(line: str) -> None:
 def _main(argv: list[str]) -> int:
   from absl import logging
 
-  from fgrn_tf.export import ship_lib
+  from fgrn_tf.export import shipper
 
   logging.set_verbosity(logging.WARNING)
   if len(argv) > 1:
     raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  ship_lib.ship_path(_WORKDIR.value, _DEST.value, _CHECK_DIR.value, _CHECK_IMAGES.value,
+  shipper.ship_path(_WORKDIR.value, _DEST.value, _CHECK_DIR.value, _CHECK_IMAGES.value,
                      log=_log, formats=_FORMATS.value)
   return 0
 

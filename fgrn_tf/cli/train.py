@@ -13,7 +13,8 @@ import sys
 
 from absl import flags
 
-from fgrn_tf import config, config_fields, entry
+from fgrn_tf import config
+from fgrn_tf.cli import config_fields, entry
 from fgrn_tf.errors import UsageError
 
 _KINDS = {"int": flags.DEFINE_integer, "float": flags.DEFINE_float, "bool": flags.DEFINE_bool,
@@ -55,15 +56,16 @@ def _main(argv: list[str]) -> int:
   from fgrn_tf.data import images
 
   images.set_max_pixels(_MAX_PIXELS.value, flag="--max_pixels")  # before Keras imports cv2
-  from fgrn_tf import distribute, train_lib
+  from fgrn_tf import distribute
   from fgrn_tf import workdir as wd
+  from fgrn_tf.train import trainer
 
   workdir = _WORKDIR.value or os.path.join("runs", _PRESET.value)
   try:
-    train_lib.check_experiment(experiment)
+    trainer.check_experiment(experiment)
     # The strategy before other TensorFlow work: a multi-worker one must come first.
     strategy = distribute.choose_strategy()
-    summary = train_lib.train(experiment, workdir, strategy=strategy)
+    summary = trainer.train(experiment, workdir, strategy=strategy)
   except KeyboardInterrupt:
     # Not entry's plain "interrupted": the user wants to know that nothing is lost.
     step = wd.read_state(workdir).get("step", 0)

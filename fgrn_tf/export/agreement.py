@@ -49,7 +49,7 @@ def agreement(backend, images, ref, scale: int) -> dict:
   """How closely `backend` reproduces Keras on the check set.
 
   Args:
-    backend: the artifact, as a `fgrn_tf.backends.Backend`.
+    backend: the artifact, as a `fgrn_tf.runtime.backends.Backend`.
     images: (name, uint8 HR `[H, W, 3]`) check images.
     ref: `reference(keras, images)`.
     scale: the model's scale (the PSNR's border).

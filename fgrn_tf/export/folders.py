@@ -24,10 +24,10 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TypeVar
 
 from fgrn_tf import files
-from fgrn_tf.backends import MANIFEST, TFLITE_FILES
 from fgrn_tf.errors import FGRNError, one_line
 from fgrn_tf.export import ExportError, saved_model, tflite
 from fgrn_tf.export.manifest import MANIFEST_FORMAT
+from fgrn_tf.runtime.backends import MANIFEST, TFLITE_FILES
 
 T = TypeVar("T")
 # Looking for images in a folder that is not an export only picks the message: stop early.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fgrn_tf.litert import _schema, enum_names
+from fgrn_tf.runtime.litert import _schema, enum_names
 
 # Ops with no conditions in the delegate's checker, and those that need exactly one runtime
 # input (unary) or one or two operands, one of which may be constant (binary).

@@ -46,10 +46,10 @@ def write_crops(model, image_paths, out_dir, size: int = 128) -> list[pathlib.Pa
     out_dir: the folder to write (made if missing; files in it are replaced).
     size: the window's side in LR pixels.
   """
-  from fgrn_tf import backends
   from fgrn_tf.data import images
-  from fgrn_tf.eval_lib import bicubic_method
+  from fgrn_tf.evaluate.evaluator import bicubic_method
   from fgrn_tf.metrics.psnr_ssim import mod_crop
+  from fgrn_tf.runtime import backends
 
   backend = backends.load_backend(model)
   bicubic = bicubic_method(backend.scale)

@@ -13,7 +13,7 @@ import pathlib
 import numpy as np
 
 from fgrn_tf import files
-from fgrn_tf.backends import MANIFEST
+from fgrn_tf.runtime.backends import MANIFEST
 
 MANIFEST_FORMAT = "fgrn-export/1"
 # The order the manifest's top-level keys are written in (others follow).

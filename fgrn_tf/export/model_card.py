@@ -167,7 +167,7 @@ def _tflite_rows(model: pathlib.Path) -> list[str]:
 
 
 def _crop_lines(model: pathlib.Path, sets: list[str]) -> list[str]:
-  from fgrn_tf.export.ship_lib import CARD_DIR
+  from fgrn_tf.export.shipper import CARD_DIR
 
   pictures = sorted((model / CARD_DIR).glob("*.png"))
   if not pictures:
@@ -234,7 +234,7 @@ def write_card(model, evals: str, commands_file=None, crops=None) -> pathlib.Pat
 
 def _write_pictures(model: pathlib.Path, crops) -> None:
   from fgrn_tf.export import lr_crops
-  from fgrn_tf.export.ship_lib import CARD_DIR
+  from fgrn_tf.export.shipper import CARD_DIR
 
   folder = model / CARD_DIR
   written = lr_crops.write_crops(model, crops, folder)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pathlib
 
 from fgrn_tf import files
-from fgrn_tf.backends import SAVED_MODEL_INFO, SERVING_DEFAULT, SIGNATURES
+from fgrn_tf.runtime.backends import SAVED_MODEL_INFO, SERVING_DEFAULT, SIGNATURES
 
 # The --formats name of the SavedModel.
 FORMAT = "savedmodel"

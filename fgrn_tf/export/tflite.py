@@ -3,8 +3,8 @@
 Each half is converted from its signature in the exported SavedModel (the graph TF Serving
 runs), so the weights are frozen constants. Converting a `tf.Module` that merely holds the Keras
 model instead leaves VAR_HANDLE/READ_VARIABLE ops and gives NaN without an error
-(docs/tf_notes.md, Export); `fgrn_tf.litert.check_builtin_ops` refuses such a model, and Select-TF
-(Flex) ops, after every conversion.
+(docs/tf_notes.md, Export); `fgrn_tf.runtime.litert.check_builtin_ops` refuses such a model,
+and Select-TF (Flex) ops, after every conversion.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from fgrn_tf import files, litert
-from fgrn_tf.backends import TFLITE_FILES
+from fgrn_tf import files
 from fgrn_tf.export import gpu_delegate
+from fgrn_tf.runtime import litert
+from fgrn_tf.runtime.backends import TFLITE_FILES
 
 # The folder of an export holding one folder per variant (`Variant.folder`).
 TFLITE_DIR = "tflite"

@@ -10,14 +10,14 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from fgrn_tf import losses
-from fgrn_tf import precision as precision_lib
 from fgrn_tf.config import ModelConfig
 from fgrn_tf.data.imresize import bicubic_downscale
 from fgrn_tf.distribute import is_multi_worker
-from fgrn_tf.image_batch import check_shape, not_multiple
+from fgrn_tf.models import losses
+from fgrn_tf.models import precision as precision_lib
 from fgrn_tf.models.downscaler import Downscaler
 from fgrn_tf.models.flow import FlowGuidance
+from fgrn_tf.models.image_batch import check_shape, not_multiple
 from fgrn_tf.models.quantize import clip_quantize, from_uint8, quantize, round_half_up, to_uint8
 from fgrn_tf.models.upscaler import Upscaler
 
@@ -27,7 +27,7 @@ TRAIN_METRICS = ("loss", "rec_loss", "guide_loss", "guide_l1", "logdet", "grad_n
 
 def check_image_batch(images, name: str, scale: int | None = None, dtype=tf.uint8):
   """Raises ValueError unless `images` is a `[N, H, W, 3]` batch of `dtype`
-  (`fgrn_tf.image_batch`, the check every backend shares).
+  (`fgrn_tf.models.image_batch`, the check every backend shares).
 
   With `scale`, H and W must be multiples of it. Static shapes are checked in Python; unknown
   H/W (inside a `tf.function` with a dynamic signature) are checked by a graph assertion that
@@ -66,7 +66,7 @@ class FGRN(keras.Model):
 
   def __init__(self, config: ModelConfig | dict | None = None, precision: str = "float32",
                **kwargs):
-    """`precision`: the dtype policy of Gd's and Gu's convolutions (`fgrn_tf.precision`); F,
+    """`precision`: the dtype policy of Gd's and Gu's convolutions (`fgrn_tf.models.precision`); F,
     the quantizers and the losses are float32 under every one."""
     super().__init__(**kwargs)
     if config is None:

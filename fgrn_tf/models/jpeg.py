@@ -3,7 +3,7 @@
 Codec-aware training (issue 16) puts the LR image through JPEG inside the training step, so the
 codec has to be TensorFlow ops that run in graph mode, under tf.distribute and under XLA, not a
 call into OpenCV. The stages are libjpeg-turbo's baseline path with the defaults OpenCV uses
-(`fgrn_tf.codecs`: quality Q, 4:2:0, the "islow" integer DCTs, fancy upsampling):
+(`fgrn_tf.data.codecs`: quality Q, 4:2:0, the "islow" integer DCTs, fancy upsampling):
 
   RGB -> YCbCr (JFIF, 16-bit fixed point, jccolor.c) -> 2x2 chroma average (jcsample.c, with its
   alternating rounding bias) -> edge replication to whole MCUs (jcprepct.c) -> level shift ->

@@ -4,8 +4,8 @@ The protocol of the rescaling literature (and of FGRN's Tables 1-2, Li et al., B
 mod-cropped to the scale; LR = method's downscale (uint8), SR = its upscale of that LR (uint8);
 PSNR/SSIM on Y (BT.601, float64, unrounded) with `scale` border pixels dropped; NIQE and PIQE
 on the rounded Y of the LR; the LR's Y-PSNR against the MATLAB-bicubic LR (no border dropped).
-Inputs are checked by `eval_inputs`, the output folder by `eval_outputs`, the reports are drawn
-by `eval_report`. See docs/evaluation.md.
+Inputs are checked by `inputs`, the output folder by `outputs`, the reports are drawn
+by `report`. See docs/evaluation.md.
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from fgrn_tf import codecs as codec_lib
-from fgrn_tf import eval_inputs, eval_outputs, eval_report
+from fgrn_tf.data import codecs as codec_lib
 from fgrn_tf.data import images
 from fgrn_tf.errors import one_line
-from fgrn_tf.eval_inputs import METHODS, Dataset, EvalError
+from fgrn_tf.evaluate import inputs, outputs, report
+from fgrn_tf.evaluate.inputs import METHODS, Dataset, EvalError
 from fgrn_tf.metrics.niqe import PARAMS_ENV, NiqeParams, default_params_path, load_niqe_params, niqe
 from fgrn_tf.metrics.piqe import piqe
 from fgrn_tf.metrics.psnr_ssim import crop_border, mod_crop, psnr, psnr_y, rgb_to_y, ssim
-from fgrn_tf.models import shipped
 from fgrn_tf.progress import Progress
+from fgrn_tf.runtime import shipped
 
 __all__ = ["METHODS", "EvalError", "Method", "bicubic_method", "evaluate", "evaluate_image",
            "fgrn_method"]
@@ -63,7 +63,7 @@ def fgrn_method(model, scale: int, precision: str = "float32") -> Method:
   Raises:
     EvalError: no model there, it does not load, or it is of another scale.
   """
-  from fgrn_tf.backends import load_backend
+  from fgrn_tf.runtime.backends import load_backend
 
   if model:
     path = pathlib.Path(str(model)).expanduser()
@@ -145,7 +145,7 @@ def evaluate_through_codec(hr: np.ndarray, method: Method, scale: int, lr: np.nd
     method: its `upscale` is applied to the decoded LR.
     scale: the scale (border of the Y metrics).
     lr: the method's uint8 LR of `hr`.
-    codec: the real encoder and decoder (`fgrn_tf.codecs`).
+    codec: the real encoder and decoder (`fgrn_tf.data.codecs`).
 
   Returns:
     Record of psnr, ssim (Y of the reconstruction), lr_bytes (the encoded LR), bpp (its bits
@@ -194,7 +194,7 @@ def _read_hr(path: str, scale: int) -> tuple[np.ndarray | None, str | None]:
     hr = mod_crop(images.read_rgb8(path), scale)
   except images.ImageError as e:
     return None, str(e)
-  need = eval_inputs.min_side(scale)
+  need = inputs.min_side(scale)
   if min(hr.shape[:2]) < need:
     return None, (f"too small: {hr.shape[0]}x{hr.shape[1]} after mod-crop (needs {need} px "
                   f"per side at x{scale})")
@@ -222,21 +222,21 @@ def _evaluate_dataset(ds: Dataset, names: list[str], runners: dict[str, Method],
       bar.advance(name, ok=False)
       continue
     bic_lr = bic.downscale(hr)
-    outputs = {}
+    per_method = {}
     for n in names:
       record, lr, sr = evaluate_image(hr, runners[n], scale, bic_lr, params,
                                       lr=bic_lr if n == "bicubic" else None)
       records[n].append({"name": name, "size": list(hr.shape[:2]), **record})
-      outputs[n] = (lr, sr, record)
+      per_method[n] = (lr, sr, record)
       for codec in lossy:
         through[codec.spec][n].append({"name": name, "size": list(hr.shape[:2]),
                                        **evaluate_through_codec(hr, runners[n], scale, lr, codec)})
     if figure_data is None:
-      if "bicubic" not in outputs:  # the figure always shows the bicubic baseline
+      if "bicubic" not in per_method:  # the figure always shows the bicubic baseline
         bic_sr = bic.upscale(bic_lr)
-        outputs["bicubic"] = (bic_lr, bic_sr,
+        per_method["bicubic"] = (bic_lr, bic_sr,
                               {"psnr": psnr_y(hr, bic_sr, scale), "lr_psnr": math.inf})
-      figure_data = (name, hr, outputs)
+      figure_data = (name, hr, per_method)
     bar.advance(name)
   bar.close()
   entry = {"path": str(ds.path), "files": len(ds.files),
@@ -252,8 +252,8 @@ def _evaluate_dataset(ds: Dataset, names: list[str], runners: dict[str, Method],
         for spec, by_method in through.items()}
   figure = None
   if figure_data is not None:
-    figure = eval_report.render_figure(*figure_data, scale=scale)
-    entry["figure"] = eval_outputs.figure_name(ds.name, scale)
+    figure = report.render_figure(*figure_data, scale=scale)
+    entry["figure"] = outputs.figure_name(ds.name, scale)
   return entry, figure
 
 
@@ -307,16 +307,16 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
       cannot be written, is or is inside a dataset being evaluated, or holds images this
       tool did not write.
     model: FGRN model path for the "fgrn" method (None: models/fgrn_x{scale}/).
-    data_root: folder of named datasets (None: `eval_inputs.default_data_root()`).
+    data_root: folder of named datasets (None: `inputs.default_data_root()`).
     niqe_params: path of the NIQE pristine model, None for the default, or "none" to skip NIQE.
     progress: draw a progress bar on stderr.
     overwrite: replace results.json, results.md and figures already in `output_dir`.
-    codecs: how the LR is stored between downscale and upscale (`fgrn_tf.codecs` specs:
+    codecs: how the LR is stored between downscale and upscale (`fgrn_tf.data.codecs` specs:
       "png", "jpeg:90", "webp:90", ...). Each dataset's "methods" always holds the lossless
       results (the paper's protocol, with every metric, and the LR's own figures); each lossy
       codec adds a "codecs"[spec] entry; "rows" lists the codecs asked for, one row per
       dataset x method x codec.
-    precision: what a Keras FGRN computes in (`fgrn_tf.precision`); recorded in the results.
+    precision: what a Keras FGRN computes in (`fgrn_tf.models.precision`); recorded in the results.
 
   Returns:
     The results dict also written to results.json.
@@ -326,12 +326,12 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
   """
   if not isinstance(scale, int) or scale < 2:
     raise EvalError(f"--scale must be an integer >= 2, got {scale!r}")
-  names = eval_inputs.parse_methods(methods)
+  names = inputs.parse_methods(methods)
   chosen = codec_lib.parse_list(codecs)
   lossy = [c for c in chosen if not c.lossless]
-  output_dir = eval_outputs.check_output_dir(output_dir)
-  sets = eval_inputs.resolve_datasets(datasets, data_root)
-  eval_outputs.check_outputs(output_dir, sets, scale, overwrite)
+  output_dir = outputs.check_output_dir(output_dir)
+  sets = inputs.resolve_datasets(datasets, data_root)
+  outputs.check_outputs(output_dir, sets, scale, overwrite)
   params, niqe_note = None, None
   if isinstance(niqe_params, str) and niqe_params.lower() == "none":
     pass
@@ -365,11 +365,11 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
     if figure is not None:
       figures[entry["figure"]] = figure
   results["rows"] = result_rows(results)
-  markdown = eval_report.render_markdown(results)
+  markdown = report.render_markdown(results)
   if niqe_note:
     markdown += f"\n{niqe_note}\n"
   # results.json last: when it is there, so is everything it names.
-  eval_outputs.write_outputs(output_dir, {
-      **figures, eval_outputs.RESULTS_MD: markdown.encode(),
-      eval_outputs.RESULTS_JSON: eval_report.json_bytes(results)}, overwrite)
+  outputs.write_outputs(output_dir, {
+      **figures, outputs.RESULTS_MD: markdown.encode(),
+      outputs.RESULTS_JSON: report.json_bytes(results)}, overwrite)
   return results

@@ -16,12 +16,14 @@ import sys
 import time
 from collections.abc import Sequence
 
-from fgrn_tf import backends, batch, codecs, paper
-from fgrn_tf.entry import EXIT_INTERRUPTED
-from fgrn_tf.errors import UsageError, one_line
-from fgrn_tf.models import receptive_field, shipped
+from fgrn_tf import paper
+from fgrn_tf.data import codecs
+from fgrn_tf.errors import EXIT_INTERRUPTED, UsageError, one_line
+from fgrn_tf.models import receptive_field
 from fgrn_tf.progress import Progress
-from fgrn_tf.tiling import DEFAULT_TILE
+from fgrn_tf.rescale import batch
+from fgrn_tf.rescale.tiling import DEFAULT_TILE
+from fgrn_tf.runtime import backends, shipped
 
 EXIT_FAILED = 1  # some files failed (the others were processed)
 INFO_SCALES = (2, 4)
@@ -195,9 +197,9 @@ def run(command: str, inputs: Sequence[str], model=None, scale: int | None = Non
     lr_dir: roundtrip only: where its LR images go.
     tile, overwrite: as for `batch.rescale_files`.
     metrics: roundtrip only: PSNR/SSIM of each image and their mean, on stdout.
-    codec: downscale and roundtrip: how the LR is stored (`fgrn_tf.codecs` spec, e.g.
+    codec: downscale and roundtrip: how the LR is stored (`fgrn_tf.data.codecs` spec, e.g.
       "jpeg:90"; None: PNG). roundtrip upscales the decoded LR and reports its size.
-    precision: what a Keras model computes in (`fgrn_tf.precision`).
+    precision: what a Keras model computes in (`fgrn_tf.models.precision`).
 
   Returns:
     0, EXIT_FAILED when some file failed, or EXIT_INTERRUPTED.

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from fgrn_tf import files
 from fgrn_tf.data import images
 from fgrn_tf.errors import os_reason
-from fgrn_tf.eval_inputs import Dataset, EvalError
+from fgrn_tf.evaluate.inputs import Dataset, EvalError
 
 RESULTS_JSON = "results.json"
 RESULTS_MD = "results.md"

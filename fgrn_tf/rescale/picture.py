@@ -4,7 +4,7 @@ and the HR size an LR PNG records.
 - Gray images are processed as RGB with 3 equal channels and written with one channel (the
   rounded mean of the three).
 - Alpha is not seen by the network: it is resized with the project's MATLAB bicubic
-  (`fgrn_tf.tiling.resize_alpha`) at its own bit depth and re-attached.
+  (`fgrn_tf.rescale.tiling.resize_alpha`) at its own bit depth and re-attached.
 - 16-bit images: colour goes through the network at 8 bits (what it was trained on), and is
   written back as 16-bit (v * 257), so a 16-bit input gives a 16-bit output; alpha keeps its
   16 bits through the bicubic resize.
@@ -23,7 +23,7 @@ import math
 import numpy as np
 
 from fgrn_tf.data import images, pngtext
-from fgrn_tf.tiling import DEFAULT_TILE, downscale_rgb, resize_alpha, upscale_rgb
+from fgrn_tf.rescale.tiling import DEFAULT_TILE, downscale_rgb, resize_alpha, upscale_rgb
 
 HR_SIZE_KEY = "fgrn:hr-size"
 SCALE_KEY = "fgrn:scale"

@@ -12,8 +12,7 @@ import sys
 from collections.abc import Callable
 
 from fgrn_tf import tf_env
-
-EXIT_INTERRUPTED = 130
+from fgrn_tf.errors import EXIT_INTERRUPTED
 
 
 def guarded(prog: str, main: Callable[[list[str]], int | None]) -> Callable[[list[str]], int]:

@@ -5,7 +5,7 @@ holds one run (layout in `fgrn_tf.workdir`); running the same command again cont
 its last backup (weights, Adam state and step, hence the learning-rate schedule), or says it is
 complete. Every file is written through `fgrn_tf.files` (a temporary name renamed into place),
 so a run killed at any moment loses at most the steps since its last backup and never leaves a
-partial file. The strategy is `fgrn_tf.distribute`'s, the callbacks `fgrn_tf.train_callbacks`'.
+partial file. The strategy is `fgrn_tf.distribute`'s, the callbacks `fgrn_tf.train.callbacks`'.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ import time
 import keras
 import tensorflow as tf
 
-from fgrn_tf import distribute, files, precision
-from fgrn_tf import train_callbacks as cb
+from fgrn_tf import distribute, files
 from fgrn_tf import workdir as wd
 from fgrn_tf.config import Experiment
 from fgrn_tf.data import pipeline
 from fgrn_tf.errors import FGRNError, one_line
+from fgrn_tf.models import precision
 from fgrn_tf.models.fgrn import FGRN
+from fgrn_tf.train import callbacks as cb
 
 # Recipe fields that may change when a run is continued: its length and schedule (a run that
 # turns out slower or faster than planned), moved data.
@@ -208,7 +209,7 @@ def _init_weights(model: FGRN, init_from: str) -> pathlib.Path:
   """Copies the weights of a trained model of the same network into `model` (fine-tuning).
 
   Returns the folder they came from; TrainError when it is missing or another network."""
-  from fgrn_tf.models import shipped
+  from fgrn_tf.runtime import shipped
 
   scale = model.model_config.scale
   path = shipped.default_model_path(scale) if init_from == "shipped" else pathlib.Path(init_from)

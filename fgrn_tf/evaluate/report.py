@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from fgrn_tf import paper
-from fgrn_tf.eval_outputs import FIGURE_SOFTWARE
+from fgrn_tf.evaluate.outputs import FIGURE_SOFTWARE
 
 DISPLAY = {"bicubic": "Bicubic", "fgrn": "FGRN"}
 
@@ -89,7 +89,7 @@ def render_markdown(results: dict) -> str:
   NIQE / PIQE of the LR, and the LR's PSNR against the bicubic LR.
 
   Args:
-    results: what `eval_lib.evaluate` returns.
+    results: what `evaluator.evaluate` returns.
   """
   scale = results["scale"]
   data = results["datasets"]

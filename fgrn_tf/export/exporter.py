@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from fgrn_tf import backends, litert
 from fgrn_tf.errors import one_line
 from fgrn_tf.export import (
   ExportError,
@@ -32,6 +31,7 @@ from fgrn_tf.export import (
   saved_model,
   tflite,
 )
+from fgrn_tf.runtime import backends, litert
 
 FORMATS = (saved_model.FORMAT, *tflite.VARIANTS)
 # The mixed int8 variant runs TFLite's (experimental) quantization debugger over the
@@ -78,7 +78,7 @@ def export_path(model_path, output_dir, formats: str | Sequence[str] = DEFAULT_F
     ExportError (or another FGRNError) with one line naming the file or flag at fault.
   """
   from fgrn_tf.data import images
-  from fgrn_tf.models.shipped import default_model_path
+  from fgrn_tf.runtime.shipped import default_model_path
   from fgrn_tf.workdir import weights_path
 
   with folders.reported():
@@ -125,7 +125,7 @@ def export(model, output_dir, check_images: list[tuple[str, np.ndarray]],
       export; anything else is refused (see `folders.check_output_dir`).
     check_images: (name, uint8 `[H, W, 3]`, H and W multiples of the scale) to compare on.
     formats: names from `FORMATS`; an empty sequence writes the manifest alone (a shipped
-      model whose halves did not fit the repository: `ship_lib`).
+      model whose halves did not fit the repository: `shipper`).
     model_name: the TF Serving model name (default `fgrn_x<scale>`).
     version: the TF Serving version folder.
     calibration_images: uint8 `[H, W, 3]` training images for full-integer int8 (default:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from fgrn_tf.errors import FGRNError, UsageError
-from fgrn_tf.image_batch import check_batch
+from fgrn_tf.models.image_batch import check_batch
 
 # What the export writes and the backends read (fgrn_tf.export imports these names).
 SIGNATURES = {"downscale": ("hr", "lr"), "upscale": ("lr", "hr")}  # half -> (input, output)
@@ -124,7 +124,7 @@ class SavedModelBackend(Backend):
 
 def _half_of(content: bytes, origin: str) -> str:
   """"downscale" or "upscale": from the export's metadata, else the model's signature key."""
-  from fgrn_tf import litert
+  from fgrn_tf.runtime import litert
 
   try:
     info = litert.metadata(content)
@@ -145,7 +145,7 @@ class _TFLiteHalf:
   def __init__(self, content: bytes, origin: str, num_threads: int | None):
     from ai_edge_litert.interpreter import Interpreter
 
-    from fgrn_tf import litert
+    from fgrn_tf.runtime import litert
 
     self.origin = origin
     self.info = litert.metadata(content)
@@ -293,7 +293,7 @@ def load_backend(path, *, artifact: str | None = None, num_threads: int | None =
     artifact: for an export folder, which artifact to run: "savedmodel" (default),
       "tflite_float32", "tflite_float16", "tflite_int8", "tflite_int8_full".
     num_threads: interpreter threads for TFLite (Keras and SavedModel use TF's settings).
-    precision: the dtype policy a Keras model computes in (`fgrn_tf.precision`); exports have
+    precision: the dtype policy a Keras model computes in (`fgrn_tf.models.precision`); exports have
       theirs fixed at export time, so anything but float32 is refused for them.
 
   Raises:

@@ -20,19 +20,19 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from fgrn_tf import files
-from fgrn_tf.backends import MissingHalfError
-from fgrn_tf.codecs import Codec
 from fgrn_tf.data import images
+from fgrn_tf.data.codecs import Codec
 from fgrn_tf.errors import UsageError, one_line, os_reason
 from fgrn_tf.metrics.strips import image_quality
-from fgrn_tf.picture import (
+from fgrn_tf.rescale.picture import (
   Picture,
   downscale_picture,
   encode_picture,
   scale_mismatch,
   upscale_picture,
 )
-from fgrn_tf.tiling import DEFAULT_TILE
+from fgrn_tf.rescale.tiling import DEFAULT_TILE
+from fgrn_tf.runtime.backends import MissingHalfError
 
 COMMANDS = ("downscale", "upscale", "roundtrip")
 
@@ -335,12 +335,12 @@ def rescale_files(command: str, backend, jobs: Sequence[Job], out_dir=None, lr_d
   Args:
     command: "downscale" or "upscale" (write to `out_dir`), or "roundtrip" (HR to `out_dir`
       and LR to `lr_dir`, each only when given; PSNR/SSIM when `metrics`).
-    backend: a `fgrn_tf.backends.Backend`.
+    backend: a `fgrn_tf.runtime.backends.Backend`.
     jobs: from `collect_inputs` (best through `preflight` first).
     tile: largest HR window the network sees (0: whole images).
     overwrite: replace existing outputs (never inputs).
     on_tile: progress inside an image, called with (tiles done, tiles in all).
-    codec: how downscale and roundtrip store the LR (`fgrn_tf.codecs`; None or PNG: lossless,
+    codec: how downscale and roundtrip store the LR (`fgrn_tf.data.codecs`; None or PNG: lossless,
       recording the HR size). A lossy one writes its own format (photo.jpg), and roundtrip
       upscales the decoded LR, as a receiver would. JPEG keeps no alpha and no HR size.
 

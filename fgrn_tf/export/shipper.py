@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from fgrn_tf.export import ExportError, export_lib, folders, inputs
+from fgrn_tf.export import ExportError, exporter, folders, inputs
 from fgrn_tf.export.agreement import agreement, reference
 from fgrn_tf.export.model_card import CARD as MODEL_CARD
 
@@ -108,15 +108,15 @@ def ship_path(workdir, dest=None, check_dir=None, check_count: int = 5,
       else its training images).
     check_count: how many check images to use.
     log: receives one progress line per step.
-    formats: the TFLite formats to ship (`export_lib.FORMATS` names, or one comma-separated
+    formats: the TFLite formats to ship (`exporter.FORMATS` names, or one comma-separated
       string), or "none" for the weights alone; the SavedModel is never shipped (its size).
   """
   from fgrn_tf.data import images
-  from fgrn_tf.models.shipped import default_model_path
+  from fgrn_tf.runtime.shipped import default_model_path
   from fgrn_tf.workdir import weights_path
 
   with folders.reported():
-    formats = () if formats == NO_FORMATS else export_lib.parse_formats(formats)
+    formats = () if formats == NO_FORMATS else exporter.parse_formats(formats)
     if "savedmodel" in formats:
       raise ExportError("the SavedModel is not shipped (export it with fgrn-export)")
     scale = inputs.read_config(workdir).model.scale
@@ -163,7 +163,7 @@ def ship(workdir, dest, check_images, log: Callable[[str], None] = print,
     drop = _half_precision_drop(full, half, check_images)
     log(f"half-precision weights: round trip PSNR {drop:+.3f} dB against float32 on "
         f"{len(check_images)} check images")
-    manifest = export_lib.export(
+    manifest = exporter.export(
         half, stage / EXPORT_SUBDIR, check_images, formats=tuple(formats),
         source={"path": str(workdir.resolve()), "weights": source_weights.name,
                 "stored_as": "float16"}, log=log)
@@ -190,7 +190,7 @@ def ship(workdir, dest, check_images, log: Callable[[str], None] = print,
 
 def _half_precision_drop(full, half, check_images) -> float:
   """Round trip PSNR (Y) of `half` minus that of `full`, mean over the check images (dB)."""
-  from fgrn_tf.backends import KerasBackend
+  from fgrn_tf.runtime.backends import KerasBackend
 
   ref = reference(KerasBackend(full), check_images)
   return -agreement(KerasBackend(half), check_images, ref, full.scale)["psnr_drop_db"]

@@ -1,0 +1,1 @@
+"""Training: the resumable fit, its callbacks, recipe checks."""

@@ -26,6 +26,7 @@ to a copy of the real stderr, so our messages and tracebacks are never filtered 
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import re
 import subprocess
@@ -38,6 +39,9 @@ DEFAULTS = {
 # Read by OpenCV when it loads: its WARN lines on a corrupt image repeat our one line per file.
 QUIET_DEFAULTS = {"OPENCV_LOG_LEVEL": "ERROR"}
 VERBOSE_VARIABLE = "FGRN_VERBOSE"
+# Python loggers whose INFO lines reach absl's handler (the root logger's) and so stderr:
+# matplotlib's "generated new fontManager" on a machine's first figure.
+QUIET_PYTHON_LOGGERS = ("matplotlib",)
 
 # Whole lines (without their newline) that the stderr filter drops. Anything else is passed on:
 # an unknown line may be the one that explains a failure.
@@ -119,6 +123,8 @@ def set_defaults() -> None:
         os.environ[key] = value
         _quieted.append(key)
     quiet_third_party_logs()
+    for name in QUIET_PYTHON_LOGGERS:
+      logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def quiet_third_party_logs() -> bool:

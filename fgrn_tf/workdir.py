@@ -21,6 +21,7 @@ import json
 import os
 import pathlib
 import socket
+import zipfile
 
 from fgrn_tf import files
 from fgrn_tf.config import Experiment
@@ -110,6 +111,12 @@ def _check_weights_file(path: pathlib.Path) -> None:
                        "truncated)")
 
 
+# What Keras, h5py, zipfile and JSON raise for a damaged or foreign model file (h5py: OSError;
+# a .keras archive: BadZipFile; layers and configs that do not match: ValueError, KeyError,
+# TypeError). Anything else is a bug and keeps its traceback.
+LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile)
+
+
 def weights_path(workdir) -> pathlib.Path:
   """The weights inference should use: best by validation PSNR, else the last saved.
 
@@ -130,6 +137,7 @@ def load_model(path, precision: str = "float32"):
 
   Raises ModelNotFoundError (nothing there) or WorkdirError (a file there is unusable; the
   message starts with its path: Keras' and h5py's own messages name no file)."""
+  # The network brings TensorFlow: a workdir is read for its config without it.
   import keras
 
   from fgrn_tf.models.fgrn import FGRN
@@ -140,7 +148,7 @@ def load_model(path, precision: str = "float32"):
       raise ModelNotFoundError(f"{path}: no such model file")
     try:
       model = keras.models.load_model(path, compile=False)
-    except Exception as e:  # noqa: BLE001 -- zip, JSON, HDF5 or layer errors alike
+    except LOAD_ERRORS as e:
       raise WorkdirError(f"{path}: cannot load the model ({one_line(e)})") from None
     if model.precision == precision:
       return model
@@ -152,7 +160,7 @@ def load_model(path, precision: str = "float32"):
   weights = weights_path(path)
   try:
     model.load_weights(weights)
-  except Exception as e:  # noqa: BLE001 -- h5py and Keras raise OSError, ValueError, KeyError
+  except LOAD_ERRORS as e:
     raise WorkdirError(f"{weights}: cannot load into the network of {path / CONFIG} "
                        f"({one_line(e)})") from None
   return model

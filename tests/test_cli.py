@@ -436,3 +436,53 @@ def test_upscale_of_a_jpeg_lr_by_a_png_trained_model_says_so_in_one_line(capsys,
   code, _, err = run(capsys, "upscale", inputs / "odd.png", model=model_dir,
                      output_dir=tmp_path / "hr2")
   assert code == 0 and "note:" not in err
+
+
+def test_a_bug_stops_the_run_and_an_unfit_image_is_one_failure(model_dir, inputs, tmp_path,
+                                                               capsys, monkeypatch):
+  from fgrn_tf.runtime import backends
+
+  real = backends.load_backend
+
+  def broken(path, **kwargs):
+    backend = real(path, **kwargs)
+    backend.downscale = lambda hr: 1 / 0  # a bug, not a bad file: must not become a message
+    return backend
+
+  monkeypatch.setattr(backends, "load_backend", broken)
+  with pytest.raises(ZeroDivisionError):
+    commands.run("downscale", [str(inputs / "odd.png")], model=model_dir,
+                 output_dir=tmp_path / "out")
+  monkeypatch.setattr(backends, "load_backend", real)
+  images.write_image(inputs / "dot.png", np.zeros((1, 1, 3), np.uint8))
+  code, _, err = run(capsys, "downscale", inputs / "dot.png", inputs / "odd.png",
+                     model=model_dir, output_dir=tmp_path / "out")
+  assert code == 1 and "Traceback" not in err
+  assert errors_of(err) == [f"error: {inputs / 'dot.png'}: 1x1 is smaller than the scale 2"]
+  assert "downscale: 1 done, 1 failed" in err
+
+
+def test_a_run_with_nothing_done_reports_no_rate():
+  assert commands.summary("roundtrip", 0, 1, 0, 0.0) == "roundtrip: 0 done, 1 failed in 0.0 s"
+  assert commands.summary("roundtrip", 2, 0, 0, 4.0).endswith("in 4.0 s (0.50 images/s)")
+
+
+TOOLS = {"fgrn": ["-m", "fgrn_tf", "downscale", "x.png", "-o", "out"],
+         "fgrn-eval": [str(ROOT / "eval_main.py"), "--output_dir", "out"],
+         "fgrn-export": [str(ROOT / "export" / "export_main.py"), "--output_dir", "out"],
+         "fgrn-train": [str(ROOT / "train_main.py"), "--workdir", "out"]}
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_a_flag_a_tool_cannot_take_is_one_line_and_exit_2_in_every_tool(tool, tmp_path):
+  # absl parses before TensorFlow is imported: each of these takes a second.
+  shared = {"fgrn": "--scale=two", "fgrn-eval": "--scale=two", "fgrn-export": "--scale=two",
+            "fgrn-train": "--max_pixels=many"}[tool]
+  for bad in (shared, "--no_such_flag"):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, *TOOLS[tool], bad], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, env=env)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and ": error: " in lines[0], proc.stderr
+    assert bad.split("=")[0].lstrip("-") in lines[0]
+    assert not (tmp_path / "out").exists()

@@ -17,6 +17,7 @@ from helpers import randomize_zero_convs
 from fgrn_tf import workdir
 from fgrn_tf.config import preset
 from fgrn_tf.data.images import read_rgb8, write_image
+from fgrn_tf.errors import FGRNError, UsageError
 from fgrn_tf.evaluate import evaluator, inputs
 from fgrn_tf.metrics.psnr_ssim import mod_crop, psnr_y
 from fgrn_tf.models.fgrn import FGRN
@@ -166,17 +167,17 @@ def test_gray_image_is_evaluated_as_y_of_rgb_expanded(tiny_set, tmp_path):
 
 
 def test_model_of_another_scale_is_refused(tiny_set, smoke_workdir, tmp_path):
-  with pytest.raises(evaluator.EvalError, match=r"is x2 but --scale 4"):
+  with pytest.raises(UsageError, match=r"is x2 but --scale 4"):
     evaluator.evaluate(["fgrn"], 4, [str(tiny_set)], tmp_path, model=smoke_workdir,
                       progress=False)
 
 
 def test_missing_model_names_what_was_looked_for(tiny_set, tmp_path, monkeypatch):
-  with pytest.raises(evaluator.EvalError, match="no_such_model"):
+  with pytest.raises(FGRNError, match="no_such_model"):
     evaluator.evaluate(["fgrn"], 2, [str(tiny_set)], tmp_path, model=tmp_path / "no_such_model")
   monkeypatch.setattr(shipped, "default_model_path",
                       lambda scale: tmp_path / "models" / f"fgrn_x{scale}")
-  with pytest.raises(evaluator.EvalError, match=r"models/fgrn_x2.*--model"):
+  with pytest.raises(UsageError, match=r"models/fgrn_x2.*--model"):
     evaluator.evaluate(["fgrn"], 2, [str(tiny_set)], tmp_path / "out")
   assert not (tmp_path / "out").exists()
 

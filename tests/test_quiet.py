@@ -287,3 +287,35 @@ def test_fgrn_verbose_shows_the_library_lines_the_checks_look_for(runs):
   for text in ("oneDNN custom operations are on", "absl::InitializeLog", "libpng error:",
                "[ WARN:"):
     assert text in proc.stderr, (text, proc.stderr[-3000:])
+
+
+# ---- Python loggers behind absl's handler ------------------------------------------------------
+
+_FIRST_FIGURE = """
+import sys
+from absl import app, logging
+from fgrn_tf import tf_env
+if sys.argv[1] == "quiet":
+  tf_env.set_defaults()
+def main(argv):
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  plt.figure()
+app.run(main, argv=sys.argv[:1])
+"""
+
+
+def test_matplotlib_first_run_line_is_kept_out(tmp_path):
+  # An empty MPLCONFIGDIR is a machine's first figure: matplotlib builds its font cache and logs
+  # "generated new fontManager" at INFO, which absl's handler (installed by app.run) prints.
+  def run(mode, folder):
+    env = _env(MPLCONFIGDIR=str(tmp_path / folder), FGRN_VERBOSE="")
+    return subprocess.run([PYTHON, "-c", _FIRST_FIGURE, mode], env=env, capture_output=True,
+                          text=True, timeout=300)
+  loud = run("loud", "a")
+  assert loud.returncode == 0, loud.stderr[-2000:]
+  assert "fontManager" in loud.stderr  # what the defaults must keep out
+  quiet = run("quiet", "b")
+  assert quiet.returncode == 0, quiet.stderr[-2000:]
+  assert "fontManager" not in quiet.stderr, quiet.stderr[-2000:]

@@ -68,7 +68,7 @@ def test_receptive_margins_match_the_network():
 
 def test_tiled_round_trip_equals_untiled(backend):
   hr = photo(331, 297, seed=1)
-  tile = receptive_field.min_tile(backend)
+  tile = receptive_field.min_tile(backend.scale, receptive_field.model_config_of(backend))
   margin = max(receptive_field.margins_for(backend))
   assert len(tiling.spans(hr.shape[0] // 2, tile // 2, margin)) > 2
   whole = tiling.upscale_rgb(backend, tiling.downscale_rgb(backend, hr, tile=0), hr.shape[:2],
@@ -93,9 +93,10 @@ def test_tiled_alpha_equals_untiled():
 
 def test_tile_must_hold_three_margins(backend):
   m = max(receptive_field.margins_for(backend))
-  assert receptive_field.min_tile(backend) == backend.scale * 3 * m
+  smallest = receptive_field.min_tile(backend.scale, receptive_field.model_config_of(backend))
+  assert smallest == backend.scale * 3 * m
   with pytest.raises(ValueError, match="too small"):
-    tiling.downscale_rgb(backend, photo(400, 400), tile=receptive_field.min_tile(backend) - 4)
+    tiling.downscale_rgb(backend, photo(400, 400), tile=smallest - 4)
 
 
 def test_padding_reflects_the_last_rows_and_columns():

@@ -50,15 +50,13 @@ def usage_flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
   return parse
 
 
-def run(prog: str, main: Callable[[list[str]], int | None], argv=None,
-        flag_errors_are_usage: bool = False) -> None:
+def run(prog: str, main: Callable[[list[str]], int | None], argv=None) -> None:
   """Runs an absl `main` as the program `prog` (exits the process with its status).
 
   Args:
     prog: the name errors are printed under.
     main: takes the arguments left after the flags (argv[0] first).
     argv: the command line (default sys.argv).
-    flag_errors_are_usage: a flag absl cannot parse exits 2 with one line (`usage_flags_parser`).
   """
   tf_env.set_defaults()  # before absl or any library imports TensorFlow
   from absl import app, flags
@@ -67,5 +65,4 @@ def run(prog: str, main: Callable[[list[str]], int | None], argv=None,
   # none, so those of the module that defines `main` (fgrn_tf.cli.<tool>) stand in for them.
   for flag in flags.FLAGS.get_key_flags_for_module(main.__module__):
     flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-  parser = usage_flags_parser(prog) if flag_errors_are_usage else app.parse_flags_with_usage
-  app.run(guarded(prog, main), argv=argv, flags_parser=parser)
+  app.run(guarded(prog, main), argv=argv, flags_parser=usage_flags_parser(prog))

@@ -13,20 +13,16 @@ import sys
 
 from absl import flags
 
-from fgrn_tf.cli import entry
-from fgrn_tf.config import PRECISIONS
+from fgrn_tf.cli import common_flags, entry
 from fgrn_tf.errors import UsageError
 
 _METHOD = flags.DEFINE_string(
     "method", "fgrn", "Methods to evaluate, comma-separated: fgrn, bicubic.")
-_SCALE = flags.DEFINE_integer("scale", 2, "Rescaling factor (2 or 4 in the paper).")
+_SCALE = common_flags.scale(2, "The paper evaluates 2 and 4.")
 _DATASETS = flags.DEFINE_string(
     "datasets", "Set5,Set14",
     "Comma-separated dataset names (folders under --data_root) or paths to image folders.")
-_MODEL = flags.DEFINE_string(
-    "model", None,
-    "FGRN model for --method fgrn: a training workdir, an exported SavedModel, or a .tflite "
-    "pair. Default: shipped weights in models/fgrn_x{scale}/.")
+_MODEL = common_flags.model()
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Where results.json, results.md and the figures are written.")
 _DATA_ROOT = flags.DEFINE_string(
@@ -44,12 +40,8 @@ _CODEC = flags.DEFINE_string(
     "Every method's LR, bicubic's too, goes through the same codec.")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace results.json, results.md and figures already in --output_dir.")
-_MAX_PIXELS = flags.DEFINE_integer(
-    "max_pixels", None, "Skip image files of more pixels than this. Default: $FGRN_MAX_PIXELS, "
-    "else 2**27 (134 million).", lower_bound=1)
-_PRECISION = flags.DEFINE_enum(
-    "precision", "float32", PRECISIONS, "A Keras FGRN (workdir or .keras): compute Gd's and "
-    "Gu's convolutions in this precision; F stays float32.")
+_MAX_PIXELS = common_flags.max_pixels()
+_PRECISION = common_flags.precision()
 flags.mark_flag_as_required("output_dir")
 
 

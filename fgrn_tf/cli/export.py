@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from absl import flags
 
-from fgrn_tf.cli import entry
+from fgrn_tf.cli import common_flags, entry
 from fgrn_tf.errors import UsageError
 from fgrn_tf.export import (
   agreement,  # no TensorFlow: names for the flags' help
@@ -23,12 +23,10 @@ from fgrn_tf.export import (
 # The name errors and progress lines are printed under ("export: error: ...").
 PROG = "export"
 
-_MODEL = flags.DEFINE_string(
-    "model", None, "Training workdir (config.json + best/last.weights.h5) or a .keras file. "
-    "Default: the shipped model of --scale, models/fgrn_x<scale>.")
+_MODEL = common_flags.model("a training workdir (config.json + best/last.weights.h5) or a "
+                             ".keras file")
 flags.DEFINE_alias("workdir", "model")  # the flag's earlier name, in scripts and model cards
-_SCALE = flags.DEFINE_enum("scale", "2", ["2", "4"], "Which shipped model to export when no "
-                           "--model is given.")
+_SCALE = common_flags.scale()
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Folder to create with manifest.json, <model_name>/<version>/ (the "
     "SavedModel) and tflite/<variant>/{downscaler,upscaler}.tflite.")
@@ -38,10 +36,7 @@ _FORMATS = flags.DEFINE_string(
 _MODEL_NAME = flags.DEFINE_string(
     "model_name", None, "TF Serving model name (the SavedModel's folder); default fgrn_x<scale>.")
 _VERSION = flags.DEFINE_integer("version", 1, "TF Serving version folder of the SavedModel.")
-_CHECK_DIR = flags.DEFINE_string(
-    "check_dir", None, "Images to compare every artifact with the Keras model on (default: the "
-    "run's validation folder, else its training images).")
-_CHECK_IMAGES = flags.DEFINE_integer("check_images", 5, "How many check images to use.")
+_CHECK_DIR, _CHECK_IMAGES = common_flags.check_images("every artifact against the Keras model")
 _CHECK_CROP = flags.DEFINE_integer(
     "check_crop", 256, "Centre-crop check images to at most this side (0: whole images).")
 _CALIBRATION_DIR = flags.DEFINE_string(
@@ -70,7 +65,7 @@ def _main(argv: list[str]) -> int:
   if len(argv) > 1:
     raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   written = exporter.export_path(
-      _MODEL.value, _OUTPUT_DIR.value, _FORMATS.value, scale=int(_SCALE.value),
+      _MODEL.value, _OUTPUT_DIR.value, _FORMATS.value, scale=_SCALE.value,
       check_dir=_CHECK_DIR.value, check_count=_CHECK_IMAGES.value, check_crop=_CHECK_CROP.value,
       calibration_dir=_CALIBRATION_DIR.value, overwrite=_OVERWRITE.value, log=_log,
       model_name=_MODEL_NAME.value, version=_VERSION.value,
@@ -83,4 +78,4 @@ def _main(argv: list[str]) -> int:
 
 def main(argv=None) -> None:
   """Runs `fgrn-export` on `argv` (default: sys.argv) and exits with its status."""
-  entry.run(PROG, _main, argv, flag_errors_are_usage=True)
+  entry.run(PROG, _main, argv)

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from absl import flags
 
-from fgrn_tf.cli import entry
+from fgrn_tf.cli import common_flags, entry
 from fgrn_tf.errors import UsageError
 
 PROG = "model_card"
 
-_MODEL = flags.DEFINE_string("model", None, "The shipped model's folder (models/fgrn_x<s>).")
+_MODEL = common_flags.model("a shipped model's folder (models/<name>)", default=None)
 _EVAL = flags.DEFINE_string("eval", None, "label=folder,... of fgrn-eval output folders.")
 _COMMANDS = flags.DEFINE_string(
     "commands", None, "A file with the commands that made the numbers (copied verbatim).")
@@ -41,4 +41,4 @@ def _main(argv: list[str]) -> int:
 
 def main(argv=None) -> None:
   """Runs the model card tool on `argv` (default: sys.argv) and exits with its status."""
-  entry.run(PROG, _main, argv, flag_errors_are_usage=True)
+  entry.run(PROG, _main, argv)

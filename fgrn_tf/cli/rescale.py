@@ -15,19 +15,14 @@ from __future__ import annotations
 
 from absl import flags
 
-from fgrn_tf.cli import entry
-from fgrn_tf.config import PRECISIONS
+from fgrn_tf.cli import common_flags, entry
 from fgrn_tf.errors import UsageError
 from fgrn_tf.rescale.tiling import DEFAULT_TILE
 
 PROG = "fgrn"
 
-_MODEL = flags.DEFINE_string(
-    "model", None, "Training workdir, .keras file, exported folder, SavedModel or .tflite file. "
-    "Default: the shipped models/fgrn_x{scale}/.")
-_SCALE = flags.DEFINE_integer(
-    "scale", None, "The scale asked for: picks the shipped model (default 2) and is checked "
-    "against --model. info: the paper's preset, 2 or 4 (default 2).")
+_MODEL = common_flags.model()
+_SCALE = common_flags.scale(also="info: the paper's preset, 2 or 4 (default 2).")
 _OUTPUT_DIR = flags.DEFINE_string(
     "output_dir", None, "Folder for the results, named like their inputs (created if missing); "
     "roundtrip: the HR reconstructions.")
@@ -39,9 +34,7 @@ _TILE = flags.DEFINE_integer(
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace existing outputs (inputs are never replaced).")
 _METRICS = flags.DEFINE_bool("metrics", True, "roundtrip: PSNR/SSIM of each image and the mean.")
-_MAX_PIXELS = flags.DEFINE_integer(
-    "max_pixels", None, "Refuse input files of more pixels than this. Default: $FGRN_MAX_PIXELS, "
-    "else 2**27 (134 million); the decoder holds a whole image in memory.", lower_bound=1)
+_MAX_PIXELS = common_flags.max_pixels()
 _JSON = flags.DEFINE_bool("json", False, "info: print one JSON object.")
 _CODEC = flags.DEFINE_string(
     "codec", None, "downscale, roundtrip: store the LR as png (default; lossless, records the HR "
@@ -54,9 +47,7 @@ _QUALITY = flags.DEFINE_integer(
     "quality", None, "downscale, roundtrip: the JPEG or WebP quality of --lr_format, 1..100 "
     "(default 90).")
 
-_PRECISION = flags.DEFINE_enum(
-    "precision", "float32", PRECISIONS, "Keras models: compute Gd's and Gu's convolutions in "
-    "this precision (mixed_bfloat16: CPUs with AVX512-BF16 or AMX; F stays float32).")
+_PRECISION = common_flags.precision()
 
 _RESCALE_FLAGS = ("model", "scale", "output_dir", "tile", "overwrite", "max_pixels",
                   "precision")
@@ -126,7 +117,7 @@ def _main(argv: list[str]) -> int:
 
 def main(argv=None) -> None:
   """Runs the tool (exits the process with its status)."""
-  entry.run(PROG, _main, argv, flag_errors_are_usage=True)
+  entry.run(PROG, _main, argv)
 
 
 if __name__ == "__main__":

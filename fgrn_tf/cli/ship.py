@@ -14,23 +14,20 @@ from __future__ import annotations
 
 from absl import flags
 
-from fgrn_tf.cli import entry
+from fgrn_tf.cli import common_flags, entry
 from fgrn_tf.errors import UsageError
 
 # The name errors and progress lines are printed under ("ship: error: ...").
 PROG = "ship"
 
-_WORKDIR = flags.DEFINE_string("model", None, "Training workdir to ship (its best weights).")
+_WORKDIR = common_flags.model("the training workdir to ship (its best weights)", default=None)
 _DEST = flags.DEFINE_string(
     "output_dir", None, "Folder to write; default models/fgrn_x<scale>. Replaced only when it "
     "is missing, empty or a model shipped there before (its MODEL_CARD.md is kept).")
 # The spellings of the first release, kept so that existing scripts and model cards still run.
 flags.DEFINE_alias("workdir", "model")
 flags.DEFINE_alias("dest", "output_dir")
-_CHECK_DIR = flags.DEFINE_string(
-    "check_dir", None, "Images to check the shipped files on (default: the run's validation "
-    "folder, else its training images).")
-_CHECK_IMAGES = flags.DEFINE_integer("check_images", 5, "How many check images to use.")
+_CHECK_DIR, _CHECK_IMAGES = common_flags.check_images("the shipped files")
 _FORMATS = flags.DEFINE_string(
     "formats", "tflite_float16", "TFLite halves to ship beside the weights (fgrn-export's "
     "names), e.g. tflite_float16,tflite_int8_mixed for a phone-sized model; none: the "
@@ -57,4 +54,4 @@ def _main(argv: list[str]) -> int:
 
 def main(argv=None) -> None:
   """Runs `fgrn-ship` on `argv` (default: sys.argv) and exits with its status."""
-  entry.run(PROG, _main, argv, flag_errors_are_usage=True)
+  entry.run(PROG, _main, argv)

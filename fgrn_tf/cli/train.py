@@ -14,7 +14,7 @@ import sys
 from absl import flags
 
 from fgrn_tf import config
-from fgrn_tf.cli import config_fields, entry
+from fgrn_tf.cli import common_flags, config_fields, entry
 from fgrn_tf.errors import UsageError
 
 _KINDS = {"int": flags.DEFINE_integer, "float": flags.DEFINE_float, "bool": flags.DEFINE_bool,
@@ -25,9 +25,7 @@ _PRESET = flags.DEFINE_enum("preset", "quick", sorted(config.PRESETS),
 _WORKDIR = flags.DEFINE_string("workdir", None,
                                "Run folder (config, weights, backup, TensorBoard). Rerun the same "
                                "command to continue. Default: runs/<preset>.")
-_MAX_PIXELS = flags.DEFINE_integer(
-    "max_pixels", None, "Refuse (skip) image files of more pixels than this. Default: "
-    "$FGRN_MAX_PIXELS, else 2**27 (134 million).", lower_bound=1)
+_MAX_PIXELS = common_flags.max_pixels()
 
 
 def _define(field: config_fields.OverrideField) -> flags.FlagHolder:
@@ -77,8 +75,7 @@ def _main(argv: list[str]) -> int:
 
 def main(argv=None) -> None:
   # Named as it was started (train_main.py, fgrn-train), as argparse names a program.
-  entry.run(os.path.basename(sys.argv[0]) or "fgrn-train", _main, argv,
-            flag_errors_are_usage=True)
+  entry.run(os.path.basename(sys.argv[0]) or "fgrn-train", _main, argv)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import dataclasses
 import os
 import pathlib
 import re
+import struct
 import sys
 from collections.abc import Sequence
 
@@ -109,12 +110,17 @@ if "cv2" not in sys.modules:
   _raise_opencv_ceiling()
 
 
+# What Pillow raises on odd or damaged headers (UnidentifiedImageError is an OSError; some
+# plugins raise SyntaxError or struct.error on bad fields).
+PILLOW_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error)
+
+
 def _header_size(path: pathlib.Path) -> tuple[int, int] | None:
   """(height, width) from the file's header, or None when Pillow does not know the file."""
   try:
     with PIL.Image.open(path) as im:  # reads the header only
       width, height = im.size
-  except Exception:  # Pillow raises many kinds on odd files; the decoder then judges them
+  except PILLOW_ERRORS:  # not Pillow's to judge: the decoder then does
     return None
   return height, width
 

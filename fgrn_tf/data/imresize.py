@@ -132,3 +132,11 @@ def bicubic_upscale(images, scale: int):
   out = tf.image.resize(padded, size, method="bicubic", antialias=True)
   crop = 2 * scale
   return out[:, crop:-crop, crop:-crop, :]
+
+
+def bicubic_uint8(image: np.ndarray, scale: int, up: bool = False) -> np.ndarray:
+  """One uint8 `[H, W, C]` image MATLAB-bicubic resized by `scale` (down, or `up`), rounded and
+  clipped to uint8: the bicubic baseline's LR and SR as the evaluation and the model cards show."""
+  resize = bicubic_upscale if up else bicubic_downscale
+  out = np.asarray(resize(np.asarray(image, np.float32)[None], scale))[0]
+  return np.clip(np.round(out), 0, 255).astype(np.uint8)

@@ -20,7 +20,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from fgrn_tf.data import images
+from fgrn_tf.data import defaults, images
+from fgrn_tf.data.defaults import default_image_files
 from fgrn_tf.errors import FGRNError
 
 log = logging.getLogger(__name__)
@@ -77,8 +78,6 @@ def resolve_files(data_dirs) -> list[str]:
   Raises DataError (one line) for a missing folder or one without images.
   """
   if not data_dirs:
-    from fgrn_tf.data.defaults import default_image_files
-
     try:
       return default_image_files()
     except FileNotFoundError as e:
@@ -292,8 +291,6 @@ def load_training_and_validation(train, scale: int) -> tuple[ImageSet, list]:
     files = resolve_files(train.data_dirs)
     train_files, held = (files, []) if train.val_dir else holdout_split(files, train.val_images)
   else:
-    from fgrn_tf.data import defaults
-
     try:
       train_files, held = ((defaults.default_image_files(), []) if train.val_dir
                            else defaults.default_split(train.val_images))

@@ -19,14 +19,14 @@ import numpy as np
 
 from fgrn_tf.data import codecs as codec_lib
 from fgrn_tf.data import images
-from fgrn_tf.errors import one_line
+from fgrn_tf.data.imresize import bicubic_uint8
 from fgrn_tf.evaluate import inputs, outputs, report
 from fgrn_tf.evaluate.inputs import METHODS, Dataset, EvalError
 from fgrn_tf.metrics.niqe import PARAMS_ENV, NiqeParams, default_params_path, load_niqe_params, niqe
 from fgrn_tf.metrics.piqe import piqe
 from fgrn_tf.metrics.psnr_ssim import crop_border, mod_crop, psnr, psnr_y, rgb_to_y, ssim
 from fgrn_tf.progress import Progress
-from fgrn_tf.runtime import shipped
+from fgrn_tf.runtime import resolve
 
 __all__ = ["METHODS", "EvalError", "Method", "bicubic_method", "evaluate", "evaluate_image",
            "fgrn_method"]
@@ -43,45 +43,21 @@ class Method:
 
 def bicubic_method(scale: int) -> Method:
   """MATLAB-bicubic down and up (the project's one bicubic), rounded to uint8 each way."""
-  from fgrn_tf.data.imresize import bicubic_downscale, bicubic_upscale
-
-  def to8(x):
-    return np.clip(np.round(np.asarray(x)[0]), 0, 255).astype(np.uint8)
-
-  return Method("bicubic",
-                lambda hr: to8(bicubic_downscale(hr[None].astype(np.float32), scale)),
-                lambda lr: to8(bicubic_upscale(lr[None].astype(np.float32), scale)))
+  return Method("bicubic", lambda hr: bicubic_uint8(hr, scale),
+                lambda lr: bicubic_uint8(lr, scale, up=True))
 
 
 def fgrn_method(model, scale: int, precision: str = "float32") -> Method:
-  """A trained FGRN through `backends.load_backend` (workdir, SavedModel or .tflite pair).
+  """A trained FGRN through `resolve.open_model` (workdir, export, SavedModel or .tflite pair).
 
   Args:
-    model: path, or None for the shipped weights in models/fgrn_x{scale}/.
+    model: what `resolve.model_spec` takes; None: the shipped model of `scale`.
     scale: the scale asked for; a model of another scale is refused.
 
   Raises:
-    EvalError: no model there, it does not load, or it is of another scale.
+    FGRNError: no model there, it does not load, or it is of another scale.
   """
-  from fgrn_tf.runtime.backends import load_backend
-
-  if model:
-    path = pathlib.Path(str(model)).expanduser()
-  else:
-    path = shipped.default_model_path(scale)
-    if not path.exists():
-      raise EvalError(f"no FGRN model for x{scale}: looked for shipped weights in {path}; pass "
-                      f"--model WORKDIR|SAVEDMODEL|TFLITE (train one with train_main.py)")
-  pair = "," in str(model or "")  # "down.tflite,up.tflite": load_backend splits it
-  try:
-    backend = load_backend(str(model) if pair else path, precision=precision)
-  except Exception as e:  # noqa: BLE001 -- any loader failure becomes one line for the user
-    if not pair and not path.exists():
-      raise EvalError(f"model not found: {path} (no such file or folder)") from None
-    raise EvalError(f"could not load model {path}: {one_line(e)}") from None
-  if backend.scale != scale:
-    raise EvalError(f"model {path} is x{backend.scale} but --scale {scale} was asked; pass "
-                    f"--scale {backend.scale} or a x{scale} model")
+  backend = resolve.open_model(resolve.model_spec(model, scale), scale, precision=precision)
   return Method("fgrn", lambda hr: backend.downscale(hr[None])[0],
                 lambda lr: backend.upscale(lr[None])[0])
 
@@ -352,7 +328,7 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
   results = {
     "scale": scale,
     "methods": names,
-    "model": (str(model or shipped.default_model_path(scale)) if "fgrn" in names else None),
+    "model": (resolve.describe(resolve.model_spec(model, scale)) if "fgrn" in names else None),
     "codecs": [c.spec for c in chosen],
     "precision": precision,
     "protocol": _protocol(scale, params is not None),

@@ -20,7 +20,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from fgrn_tf.errors import one_line
+from fgrn_tf.data import images
+from fgrn_tf.errors import FGRNError, one_line
 from fgrn_tf.export import (
   ExportError,
   agreement,
@@ -31,7 +32,8 @@ from fgrn_tf.export import (
   saved_model,
   tflite,
 )
-from fgrn_tf.runtime import backends, litert
+from fgrn_tf.runtime import backends, litert, resolve
+from fgrn_tf.workdir import weights_path
 
 FORMATS = (saved_model.FORMAT, *tflite.VARIANTS)
 # The mixed int8 variant runs TFLite's (experimental) quantization debugger over the
@@ -51,8 +53,8 @@ def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def export_path(model_path, output_dir, formats: str | Sequence[str] = DEFAULT_FORMATS, *,
-                scale: int = 2, check_dir=None, check_count: int = 5, check_crop: int = 256,
-                calibration_dir=None, overwrite: bool = False,
+                scale: int | None = None, check_dir=None, check_count: int = 5,
+                check_crop: int = 256, calibration_dir=None, overwrite: bool = False,
                 log: Callable[[str], None] = print, **options) -> dict:
   """Exports the model at a path (what `fgrn-export` does); returns the manifest.
 
@@ -63,7 +65,8 @@ def export_path(model_path, output_dir, formats: str | Sequence[str] = DEFAULT_F
     model_path: a training workdir or a .keras file; None: the shipped model of `scale`.
     output_dir: the folder to write (see `export`).
     formats: names from `FORMATS`, or one comma-separated string.
-    scale: which shipped model to export when `model_path` is None.
+    scale: the scale asked for: picks the shipped model when `model_path` is None (default 2)
+      and is checked against the model's.
     check_dir: images to compare on (default: the run's validation folder, else its training
       images; a .keras file has none).
     check_count: how many check images to use.
@@ -77,12 +80,14 @@ def export_path(model_path, output_dir, formats: str | Sequence[str] = DEFAULT_F
   Raises:
     ExportError (or another FGRNError) with one line naming the file or flag at fault.
   """
-  from fgrn_tf.data import images
-  from fgrn_tf.runtime.shipped import default_model_path
-  from fgrn_tf.workdir import weights_path
-
   with folders.reported():
-    path = pathlib.Path(model_path or default_model_path(int(scale)))
+    path = resolve.model_spec(model_path, scale)
+    if isinstance(path, list):
+      raise ExportError(f"--model {resolve.describe(path)}: an export is made from a training "
+                        f"workdir or a .keras file")
+    peeked = resolve.peek(path)
+    if peeked is not None:
+      resolve.check(path, *peeked, scale)
     formats = parse_formats(formats)
     is_workdir = inputs.check_model_path(path)
     # Nothing that is read may be written over: the output is checked before any work is done.
@@ -93,6 +98,7 @@ def export_path(model_path, output_dir, formats: str | Sequence[str] = DEFAULT_F
     folders.check_output_dir(output_dir, overwrite)
 
     model = inputs.load_trained(path)
+    resolve.check(path, model.scale, model.model_config, scale)
     source = {"path": str(path.resolve()),
               "weights": weights_path(path).name if is_workdir else path.name}
     if check_dir:
@@ -218,7 +224,7 @@ def _tflite_artifact(stage, sm_dir, model, variant: tflite.Variant, keras_backen
       representative = _representative(keras_backend, half, model.scale, calibration)
     try:
       content = tflite.convert(sm_dir, half, variant, representative)
-    except Exception as e:  # converter errors are long MLIR dumps: keep the first line
+    except FGRNError as e:  # tflite.ConversionError, or ops no interpreter runs
       raise ExportError(f"{variant.name}: converting {file_name} failed: {one_line(e)}") from None
     path = tflite.write(stage / folder / file_name, content,
                         {**info, "half": half, "format": variant.name})

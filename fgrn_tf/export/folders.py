@@ -24,10 +24,16 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import TypeVar
 
 from fgrn_tf import files
+from fgrn_tf.data.images import IMAGE_EXTENSIONS
 from fgrn_tf.errors import FGRNError, one_line
-from fgrn_tf.export import ExportError, saved_model, tflite
+from fgrn_tf.export import ExportError, tflite
 from fgrn_tf.export.manifest import MANIFEST_FORMAT
 from fgrn_tf.runtime.backends import MANIFEST, TFLITE_FILES
+from fgrn_tf.workdir import BEST_WEIGHTS, CONFIG, LAST_WEIGHTS
+
+# What `keras.export.ExportArchive.write_out` puts in a SavedModel version folder.
+SAVED_MODEL_ENTRIES = frozenset(
+    {"saved_model.pb", "fingerprint.pb", "variables", "assets", "assets.extra"})
 
 T = TypeVar("T")
 # Looking for images in a folder that is not an export only picks the message: stop early.
@@ -183,16 +189,12 @@ def check_apart(output_dir, inputs: Iterable[tuple[str, object]], flag: str = "-
 
 def workdir_file(folder: pathlib.Path) -> str | None:
   """A file or folder only a training workdir holds, if `folder` has one."""
-  from fgrn_tf.workdir import BEST_WEIGHTS, CONFIG, LAST_WEIGHTS
-
   return next((n for n in (CONFIG, BEST_WEIGHTS, LAST_WEIGHTS, "backup", "tensorboard")
                if (folder / n).exists()), None)
 
 
 def an_image(folder: pathlib.Path) -> str | None:
   """An image file under `folder` (relative path), if one is among its first entries."""
-  from fgrn_tf.data.images import IMAGE_EXTENSIONS
-
   for p in itertools.islice(folder.rglob("*"), _IMAGE_SCAN_LIMIT):
     if p.suffix.lower() in IMAGE_EXTENSIONS:
       return p.relative_to(folder).as_posix()
@@ -223,7 +225,7 @@ def _foreign(folder: pathlib.Path, manifest: dict) -> str | None:
         if v.name != version or not _plain(v, True):
           return v.relative_to(folder).as_posix()
         for f in sorted(v.iterdir()):
-          if f.name not in saved_model.ENTRIES or f.is_symlink():
+          if f.name not in SAVED_MODEL_ENTRIES or f.is_symlink():
             return f.relative_to(folder).as_posix()
       continue
     return entry.relative_to(folder).as_posix()

@@ -13,15 +13,24 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from fgrn_tf.data import defaults, images
+from fgrn_tf.data.images import read_rgb8
 from fgrn_tf.errors import one_line
 from fgrn_tf.export import ExportError
+from fgrn_tf.metrics.psnr_ssim import mod_crop
+from fgrn_tf.workdir import (
+  CONFIG,
+  ModelNotFoundError,
+  WorkdirError,
+  load_model,
+  read_experiment,
+  weights_path,
+)
 
 
 def check_model_path(path) -> bool:
   """Checks that `path` is a training workdir with weights or a .keras file, without loading
   it (no TensorFlow). Returns True for a workdir; ModelNotFoundError or ExportError else."""
-  from fgrn_tf.workdir import ModelNotFoundError, weights_path
-
   path = pathlib.Path(path)
   if path.is_dir():
     read_config(path)
@@ -34,8 +43,6 @@ def check_model_path(path) -> bool:
 
 def read_config(workdir):
   """The workdir's `Experiment`; a config.json that does not parse names itself."""
-  from fgrn_tf.workdir import CONFIG, read_experiment
-
   path = pathlib.Path(workdir) / CONFIG
   try:
     return read_experiment(workdir)
@@ -49,8 +56,6 @@ def read_config(workdir):
 
 def load_trained(path):
   """An FGRN from a training workdir or a .keras file; errors name the file at fault."""
-  from fgrn_tf.workdir import load_model, weights_path
-
   path = pathlib.Path(path)
   if path.suffix == ".keras":
     what, file = "the model", path
@@ -59,9 +64,7 @@ def load_trained(path):
     what, file = "the weights", weights_path(path)
   try:
     return load_model(path)
-  except FileNotFoundError:
-    raise
-  except Exception as e:  # h5py/Keras errors do not name the file
+  except WorkdirError as e:  # an unusable file: the export's own error, naming it
     text = one_line(e)
     raise ExportError(text if str(file) in text else
                       f"{file}: cannot load {what}: {text}") from None
@@ -80,8 +83,6 @@ def image_dirs(workdir) -> list[str]:
 def default_image_files(workdir) -> list[str]:
   """Images to check (and calibrate int8) on: the run's validation folder, else its training
   folders (those present on this machine), else the built-in photos."""
-  from fgrn_tf.data import defaults, images
-
   dirs = image_dirs(workdir)
   if dirs:
     return images.list_images(dirs)
@@ -92,8 +93,6 @@ def _read_images(files: Iterable, scale: int, what: str, limit: int,
                  log: Callable[[str], None] | None, prepare=lambda rgb: rgb) -> list:
   """(path, `prepare`d uint8 image) for the first `limit` files that decode and, once prepared,
   have sides of at least 2 * scale; others are skipped (and logged), as training skips them."""
-  from fgrn_tf.data.images import read_rgb8
-
   files = list(files)
   out, first = [], None
   for path in files:
@@ -122,8 +121,6 @@ def load_check_images(files: Sequence[str], scale: int, crop: int = 256, limit: 
   """(name, uint8 `[H, W, 3]`) for the first `limit` usable files: centre crops of at most
   `crop` pixels (0 = whole images), mod-cropped to the scale. Unreadable and too small files
   are skipped (told to `log`); ExportError when none is left."""
-  from fgrn_tf.metrics.psnr_ssim import mod_crop
-
   def prepare(rgb):
     if crop:
       h, w = rgb.shape[:2]

@@ -12,6 +12,11 @@ import pathlib
 
 import numpy as np
 
+from fgrn_tf.data import images
+from fgrn_tf.data.imresize import bicubic_uint8
+from fgrn_tf.metrics.psnr_ssim import mod_crop
+from fgrn_tf.runtime import backends
+
 GAP = 4  # white pixels between the two crops
 
 
@@ -46,17 +51,11 @@ def write_crops(model, image_paths, out_dir, size: int = 128) -> list[pathlib.Pa
     out_dir: the folder to write (made if missing; files in it are replaced).
     size: the window's side in LR pixels.
   """
-  from fgrn_tf.data import images
-  from fgrn_tf.evaluate.evaluator import bicubic_method
-  from fgrn_tf.metrics.psnr_ssim import mod_crop
-  from fgrn_tf.runtime import backends
-
   backend = backends.load_backend(model)
-  bicubic = bicubic_method(backend.scale)
   written = []
   for path in image_paths:
     hr = mod_crop(images.read_rgb8(path), backend.scale)
-    figure = side_by_side(bicubic.downscale(hr), backend.downscale(hr[None])[0], size)
+    figure = side_by_side(bicubic_uint8(hr, backend.scale), backend.downscale(hr[None])[0], size)
     target = pathlib.Path(out_dir) / f"{pathlib.Path(path).stem}.png"
     images.write_image(target, figure, overwrite=True)
     written.append(target)

@@ -12,10 +12,14 @@ import json
 import math
 import pathlib
 
-from fgrn_tf import files, paper
+from fgrn_tf import config, files, paper
+from fgrn_tf.config import ModelConfig
 from fgrn_tf.errors import FGRNError, one_line
+from fgrn_tf.export import lr_crops
+from fgrn_tf.models.fgrn import FGRN
 
 CARD = "MODEL_CARD.md"
+CARD_DIR = "card"  # the model card's pictures (`write_crops`)
 
 
 def _num(v) -> float:
@@ -35,8 +39,6 @@ def _mb(path: pathlib.Path) -> str:
 
 
 def _paper_sized(m: dict) -> bool:
-  from fgrn_tf import config
-
   try:
     ref = config.model_preset_for_scale(m["scale"])
   except config.ConfigError:
@@ -46,9 +48,6 @@ def _paper_sized(m: dict) -> bool:
 
 
 def _parameters(m: dict) -> int:
-  from fgrn_tf.config import ModelConfig
-  from fgrn_tf.models.fgrn import FGRN
-
   return FGRN(ModelConfig.from_dict(m)).count_params()
 
 
@@ -167,8 +166,6 @@ def _tflite_rows(model: pathlib.Path) -> list[str]:
 
 
 def _crop_lines(model: pathlib.Path, sets: list[str]) -> list[str]:
-  from fgrn_tf.export.shipper import CARD_DIR
-
   pictures = sorted((model / CARD_DIR).glob("*.png"))
   if not pictures:
     return []
@@ -233,9 +230,6 @@ def write_card(model, evals: str, commands_file=None, crops=None) -> pathlib.Pat
 
 
 def _write_pictures(model: pathlib.Path, crops) -> None:
-  from fgrn_tf.export import lr_crops
-  from fgrn_tf.export.shipper import CARD_DIR
-
   folder = model / CARD_DIR
   written = lr_crops.write_crops(model, crops, folder)
   for old in folder.glob("*.png"):

@@ -13,12 +13,11 @@ from __future__ import annotations
 import pathlib
 
 from fgrn_tf import files
+from fgrn_tf.export import folders
 from fgrn_tf.runtime.backends import SAVED_MODEL_INFO, SERVING_DEFAULT, SIGNATURES
 
 # The --formats name of the SavedModel.
 FORMAT = "savedmodel"
-# What `keras.export.ExportArchive.write_out` puts in a SavedModel version folder.
-ENTRIES = frozenset({"saved_model.pb", "fingerprint.pb", "variables", "assets", "assets.extra"})
 
 
 def serving_dir(base, model_name: str, version: int) -> pathlib.Path:
@@ -46,8 +45,6 @@ def write(model, path, overwrite: bool = False) -> pathlib.Path:
   """
   import keras
   import tensorflow as tf
-
-  from fgrn_tf.export import folders
 
   path = pathlib.Path(path)
   if path.exists() and not overwrite:

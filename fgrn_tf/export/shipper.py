@@ -22,15 +22,19 @@ from collections.abc import Callable
 
 import numpy as np
 
+from fgrn_tf.data import images
 from fgrn_tf.export import ExportError, exporter, folders, inputs
 from fgrn_tf.export.agreement import agreement, reference
 from fgrn_tf.export.model_card import CARD as MODEL_CARD
+from fgrn_tf.export.model_card import CARD_DIR
+from fgrn_tf.runtime.backends import KerasBackend
+from fgrn_tf.runtime.shipped import default_model_path
+from fgrn_tf.workdir import BEST_WEIGHTS, CONFIG, weights_path
 
 SIZE_LIMIT_BYTES = 25 * 10**6
 EXPORT_SUBDIR = "export"
 EXPORT_FORMATS = ("tflite_float16",)
 NO_FORMATS = "none"  # the weights alone
-CARD_DIR = "card"  # the model card's pictures (model_card.write_crops)
 KEPT_FILES = ("config.json", "train_state.json")
 # What a training run leaves that a shipped model never holds.
 TRAINING_ONLY = ("last.weights.h5", "backup", "tensorboard")
@@ -64,8 +68,6 @@ def tree_bytes(folder: pathlib.Path) -> int:
 
 def not_a_shipped_model(folder) -> str | None:
   """Why the non-empty `folder` is not a model `ship` wrote, or None when it is one."""
-  from fgrn_tf.workdir import BEST_WEIGHTS, CONFIG
-
   folder = pathlib.Path(folder)
   names = {p.name for p in folder.iterdir()}
   others = sorted(names - {*KEPT_FILES, BEST_WEIGHTS, MODEL_CARD, CARD_DIR, EXPORT_SUBDIR})
@@ -111,10 +113,6 @@ def ship_path(workdir, dest=None, check_dir=None, check_count: int = 5,
     formats: the TFLite formats to ship (`exporter.FORMATS` names, or one comma-separated
       string), or "none" for the weights alone; the SavedModel is never shipped (its size).
   """
-  from fgrn_tf.data import images
-  from fgrn_tf.runtime.shipped import default_model_path
-  from fgrn_tf.workdir import weights_path
-
   with folders.reported():
     formats = () if formats == NO_FORMATS else exporter.parse_formats(formats)
     if "savedmodel" in formats:
@@ -147,8 +145,6 @@ def ship(workdir, dest, check_images, log: Callable[[str], None] = print,
     ExportError: `dest` is refused, the check fails, or `dest`'s parent folder would exceed
       `size_limit` bytes.
   """
-  from fgrn_tf.workdir import BEST_WEIGHTS, weights_path
-
   workdir, dest = pathlib.Path(workdir), pathlib.Path(os.path.abspath(dest))
   source_weights = weights_path(workdir)
   folders.check_apart(dest, [("workdir", workdir)], flag="dest", containers={"workdir"})
@@ -190,7 +186,5 @@ def ship(workdir, dest, check_images, log: Callable[[str], None] = print,
 
 def _half_precision_drop(full, half, check_images) -> float:
   """Round trip PSNR (Y) of `half` minus that of `full`, mean over the check images (dB)."""
-  from fgrn_tf.runtime.backends import KerasBackend
-
   ref = reference(KerasBackend(full), check_images)
   return -agreement(KerasBackend(half), check_images, ref, full.scale)["psnr_drop_db"]

@@ -18,12 +18,18 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from fgrn_tf import files
+from fgrn_tf.errors import FGRNError, one_line
 from fgrn_tf.export import gpu_delegate
 from fgrn_tf.runtime import litert
 from fgrn_tf.runtime.backends import TFLITE_FILES
 
 # The folder of an export holding one folder per variant (`Variant.folder`).
 TFLITE_DIR = "tflite"
+
+
+
+class ConversionError(FGRNError):
+  """TFLite's converter refused a half (or its result uses ops the interpreters cannot run)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +87,7 @@ def convert(saved_model_dir, half: str, variant: Variant,
     DEQUANTIZE / QUANTIZE, which TFLite's GPU delegate runs (`gpu_delegate`).
   """
   import tensorflow as tf
+  from tensorflow.lite.python.convert_phase import ConverterError
 
   if half not in TFLITE_FILES:
     raise ValueError(f"half must be one of {sorted(TFLITE_FILES)}, got {half!r}")
@@ -94,10 +101,14 @@ def convert(saved_model_dir, half: str, variant: Variant,
     if representative is None:
       raise ValueError(f"{variant.name} needs representative images to calibrate on")
     converter.representative_dataset = representative
-  if variant.int8_scopes:
-    content = _selective_int8(converter, converter.convert(), representative, variant.int8_scopes)
-  else:
-    content = converter.convert()
+  try:
+    if variant.int8_scopes:
+      content = _selective_int8(converter, converter.convert(), representative,
+                                variant.int8_scopes)
+    else:
+      content = converter.convert()
+  except (ConverterError, ValueError, RuntimeError) as e:  # MLIR dumps: the first line says it
+    raise ConversionError(f"{TFLITE_FILES[half]} ({variant.name}): {one_line(e)}") from None
   if not variant.calibrate or variant.int8_scopes:  # full int8's I/O: the converter's own
     content = gpu_delegate.uint8_io_as_quantize(content)
   litert.check_builtin_ops(content, f"{TFLITE_FILES[half]} ({variant.name})")

@@ -81,7 +81,7 @@ class DenseBlock(layers.Layer):
   whose kernel is that source's input-channel slice of every later conv, side by side on the
   output axis; the first `growth` output channels complete the next y, the others are carried
   on as partial sums. On this CPU the concatenations and the narrow 1- or 2-channel last conv
-  took over half the block's time (bench/dense_block_speed.py). Same sums, another order:
+  took over half the block's time (a timing study, since retired). Same sums, another order:
   outputs agree with the concatenating form to float32 rounding (tests/test_blocks.py).
   The slicing is on weights only, so it constant-folds in an exported graph or TFLite model.
 

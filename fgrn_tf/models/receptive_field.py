@@ -54,20 +54,24 @@ def receptive_margins(config) -> tuple[int, int]:
   return down, up
 
 
-def margins_for(backend) -> tuple[int, int]:
-  """`receptive_margins` of the backend's model when it carries its config, else the default."""
-  config = getattr(backend, "model_config", None)
-  if config is None:
-    config = getattr(getattr(backend, "model", None), "model_config", None)
+def model_config_of(backend):
+  """The `ModelConfig` a backend carries (a Keras model's, or an export's metadata), or None."""
+  found = getattr(backend, "model_config", None)
+  return found if found is not None else getattr(getattr(backend, "model", None),
+                                                 "model_config", None)
+
+
+def margins(config) -> tuple[int, int]:
+  """`receptive_margins` of `config`, or DEFAULT_MARGINS when the model's config is not known."""
   return DEFAULT_MARGINS if config is None else receptive_margins(config)
 
 
-def min_tile(backend) -> int:
-  """The smallest `tile` (HR pixels) allowed for a backend: windows of 3 margins."""
-  return backend.scale * 3 * max(margins_for(backend))
+def margins_for(backend) -> tuple[int, int]:
+  """`margins` of the model a backend runs."""
+  return margins(model_config_of(backend))
 
 
-def min_tile_for(scale: int, config) -> int:
-  """`min_tile` of a model known by its scale and `ModelConfig` (None: DEFAULT_MARGINS)."""
-  margins = DEFAULT_MARGINS if config is None else receptive_margins(config)
-  return scale * 3 * max(margins)
+def min_tile(scale: int, config) -> int:
+  """The smallest tile (HR pixels) for a model of `scale` and `config` (None: not known):
+  windows of 3 margins, so each tile's kept centre is at least as large as its overlaps."""
+  return scale * 3 * max(margins(config))

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from fgrn_tf import files
 from fgrn_tf.data import images
 from fgrn_tf.data.codecs import Codec
-from fgrn_tf.errors import UsageError, one_line, os_reason
+from fgrn_tf.errors import FGRNError, UsageError, one_line, os_reason
 from fgrn_tf.metrics.strips import image_quality
 from fgrn_tf.rescale.picture import (
   Picture,
@@ -177,7 +177,7 @@ def check_source(path) -> None:
     raise images.ImageError(f"{path}: empty file")
   try:
     known = cv2.haveImageReader(str(path))  # reads the signature, as imdecode's own check does
-  except Exception:  # a name OpenCV cannot take (bytes that are not UTF-8): decoding will tell
+  except (cv2.error, UnicodeError):  # a name OpenCV cannot take: decoding will tell
     known = True
   if not known:
     raise images.ImageError(f"{path}: not a readable image (corrupt, truncated or unknown format)")
@@ -374,7 +374,7 @@ def rescale_files(command: str, backend, jobs: Sequence[Job], out_dir=None, lr_d
         raise  # a .tflite half asked for the other half: no file can succeed, stop here
       except images.ImageError:
         raise  # already one line naming its file
-      except Exception as e:  # TF and the backends raise many kinds: one line each, go on
+      except FGRNError as e:  # this image cannot be done (too small, a scale it does not fit)
         raise _Skip(f"{job.source}: {one_line(e)}") from None
       _write_all(encoded, job.source, overwrite)
       result.outputs.extend(target for target, _ in encoded)

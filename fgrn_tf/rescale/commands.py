@@ -16,14 +16,13 @@ import sys
 import time
 from collections.abc import Sequence
 
-from fgrn_tf import paper
+from fgrn_tf import config, paper
 from fgrn_tf.data import codecs
 from fgrn_tf.errors import EXIT_INTERRUPTED, UsageError, one_line
-from fgrn_tf.models import receptive_field
 from fgrn_tf.progress import Progress
 from fgrn_tf.rescale import batch
 from fgrn_tf.rescale.tiling import DEFAULT_TILE
-from fgrn_tf.runtime import backends, shipped
+from fgrn_tf.runtime import backends, resolve
 
 EXIT_FAILED = 1  # some files failed (the others were processed)
 INFO_SCALES = (2, 4)
@@ -38,7 +37,7 @@ def info(scale: int = 2, as_json: bool = False) -> int:
   """
   if scale not in INFO_SCALES:
     raise UsageError(f"--scale {scale}: info knows the paper's x2 and x4")
-  from fgrn_tf import config
+  # The network brings TensorFlow (seconds): only `info` needs it before a model is chosen.
   from fgrn_tf.models.fgrn import FGRN
 
   cfg = config.model_preset_for_scale(scale)
@@ -86,10 +85,12 @@ def mean_line(results: Sequence[batch.Result]) -> str:
 
 
 def summary(command: str, done: int, failed: int, not_started: int, seconds: float) -> str:
-  """The line that ends every run: `downscale: 9 done, 1 failed in 12.3 s (0.73 images/s)`."""
+  """The line that ends every run: `downscale: 9 done, 1 failed in 12.3 s (0.73 images/s)`;
+  the rate only when something was done."""
   return (f"{command}: {done} done, {failed} failed"
           + (f", {not_started} not started (interrupted)" if not_started else "")
-          + f" in {seconds:.1f} s ({done / max(seconds, 1e-9):.2f} images/s)")
+          + f" in {seconds:.1f} s"
+          + (f" ({done / max(seconds, 1e-9):.2f} images/s)" if done else ""))
 
 
 def check_options(command: str, inputs: Sequence[str], output_dir, lr_dir, scale: int | None,
@@ -110,26 +111,6 @@ def check_options(command: str, inputs: Sequence[str], output_dir, lr_dir, scale
     raise UsageError(f"--tile {tile}: give the tile side in HR pixels, or 0 for whole images")
 
 
-def model_path(model, scale: int | None) -> pathlib.Path:
-  """`model`, or the shipped model of `scale` (default 2), which must exist."""
-  if model:
-    return pathlib.Path(model)
-  path = shipped.default_model_path(scale or 2)
-  if not path.exists():
-    raise UsageError(f"no --model given and no shipped model at {path}: train one with "
-                     f"`python train_main.py` and pass its workdir as --model")
-  return path
-
-
-def check_model(path, scale: int, config, asked: int | None, tile: int) -> None:
-  """The refusals of a model's scale and tile minimum; `config` None: not known."""
-  if asked is not None and scale != asked:
-    raise UsageError(f"model {path} is x{scale} but --scale {asked} was asked for")
-  if config is not None and tile and tile < receptive_field.min_tile_for(scale, config):
-    raise UsageError(f"--tile {tile} is too small for this model (x{scale}): use at least "
-                     f"{receptive_field.min_tile_for(scale, config)}, or 0 for whole images")
-
-
 def check_output_dirs(output_dir, lr_dir) -> None:
   """Refuses output folders that cannot be made, or one folder for both HR and LR."""
   for flag, folder in (("-o", output_dir), ("--lr_dir", lr_dir)):
@@ -144,19 +125,6 @@ def check_output_dirs(output_dir, lr_dir) -> None:
       and os.path.realpath(output_dir) == os.path.realpath(lr_dir):
     raise UsageError(f"-o and --lr_dir are one folder ({output_dir}): each LR image would "
                      f"replace its HR image; give --lr_dir a folder of its own")
-
-
-def load_backend(path, scale: int | None, tile: int, precision: str = "float32"):
-  """Loads the model at `path` (seconds) and checks what only the loaded model tells."""
-  try:
-    backend = backends.load_backend(path, precision=precision)
-  except Exception as e:  # missing, corrupt or foreign files: one line, not a traceback
-    raise UsageError(f"cannot load model {path}: {one_line(e)}") from None
-  check_model(path, backend.scale, None, scale, tile)
-  if tile and tile < receptive_field.min_tile(backend):
-    raise UsageError(f"--tile {tile} is too small for this model (x{backend.scale}): use "
-                     f"at least {receptive_field.min_tile(backend)}, or 0 for whole images")
-  return backend
 
 
 LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")
@@ -191,7 +159,7 @@ def run(command: str, inputs: Sequence[str], model=None, scale: int | None = Non
   Args:
     command: "downscale", "upscale" or "roundtrip".
     inputs: files, folders and globs.
-    model: what `backends.load_backend` takes; None: the shipped model of `scale`.
+    model: what `resolve.model_spec` takes; None: the shipped model of `scale`.
     scale: the scale asked for (checked against the model's).
     output_dir: where the results go (roundtrip: the HR reconstructions, optional).
     lr_dir: roundtrip only: where its LR images go.
@@ -215,10 +183,10 @@ def run(command: str, inputs: Sequence[str], model=None, scale: int | None = Non
     chosen = None if codec is None else codecs.parse(codec)
   except codecs.CodecError as e:
     raise UsageError(f"--codec: {e}") from None
-  path = model_path(model, scale)
-  peeked = shipped.peek_model(path)
+  spec = resolve.model_spec(model, scale)
+  peeked = resolve.peek(spec)
   if peeked is not None:
-    check_model(path, *peeked, scale, tile)
+    resolve.check(spec, *peeked, scale, tile)
   check_output_dirs(output_dir, lr_dir)
   jobs, failures = batch.collect_inputs(inputs)
   known = scale if scale is not None else peeked[0] if peeked else None
@@ -230,7 +198,7 @@ def run(command: str, inputs: Sequence[str], model=None, scale: int | None = Non
   if not jobs:  # nothing left to do: no need to wait for the model
     print(summary(command, 0, len(failures), 0, time.perf_counter() - start), file=sys.stderr)
     return EXIT_FAILED
-  backend = load_backend(path, scale, tile, precision)
+  backend = resolve.open_model(spec, scale, tile=tile, precision=precision)
   note = lossy_lr_note(command, jobs, backend)
   if note:
     print(f"note: {note}", file=sys.stderr, flush=True)
@@ -263,7 +231,7 @@ def run(command: str, inputs: Sequence[str], model=None, scale: int | None = Non
     interrupted = True
   except backends.MissingHalfError as e:
     progress.clear()
-    raise UsageError(f"model {path}: {one_line(e)}") from None
+    raise UsageError(f"model {resolve.describe(spec)}: {one_line(e)}") from None
   progress.clear()
   ok = [r for r in results if not r.error]
   failed = len(failures) + len(results) - len(ok)

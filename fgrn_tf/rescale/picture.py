@@ -23,6 +23,7 @@ import math
 import numpy as np
 
 from fgrn_tf.data import images, pngtext
+from fgrn_tf.models.image_batch import BatchError
 from fgrn_tf.rescale.tiling import DEFAULT_TILE, downscale_rgb, resize_alpha, upscale_rgb
 
 HR_SIZE_KEY = "fgrn:hr-size"
@@ -124,7 +125,7 @@ def upscale_picture(backend, lr: Picture, tile: int = DEFAULT_TILE, on_tile=None
   """
   s = backend.scale
   if lr.scale is not None and lr.scale != s:
-    raise ValueError(_scale_refusal(lr.scale, s))
+    raise BatchError(_scale_refusal(lr.scale, s))
   h, w = lr.rgb.shape[:2]
   size = lr.hr_size
   if size is not None and (math.ceil(size[0] / s), math.ceil(size[1] / s)) != (h, w):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from fgrn_tf.models.image_batch import BatchError
 from fgrn_tf.models.receptive_field import margins_for
 
 DEFAULT_TILE = 1024
@@ -89,7 +90,7 @@ def pad_to_multiple(image: np.ndarray, scale: int) -> np.ndarray:
   if not ph and not pw:
     return image
   if h < scale or w < scale:
-    raise ValueError(f"{h}x{w} is smaller than the scale {scale}")
+    raise BatchError(f"{h}x{w} is smaller than the scale {scale}")
   return np.pad(image, [(0, ph), (0, pw)] + [(0, 0)] * (image.ndim - 2), mode="reflect")
 
 

@@ -13,12 +13,19 @@ import abc
 import json
 import os
 import pathlib
+import struct
 from collections.abc import Sequence
 
 import numpy as np
 
-from fgrn_tf.errors import FGRNError, UsageError
+from fgrn_tf.config import ModelConfig
+from fgrn_tf.errors import FGRNError, UsageError, one_line
 from fgrn_tf.models.image_batch import check_batch
+from fgrn_tf.runtime import litert
+from fgrn_tf.workdir import CONFIG, ModelNotFoundError, load_model
+
+# TensorFlow and LiteRT are imported where a backend needs them: a .tflite pair runs without
+# TensorFlow, and a refused command line is told before seconds of TensorFlow import.
 
 # What the export writes and the backends read (fgrn_tf.export imports these names).
 SIGNATURES = {"downscale": ("hr", "lr"), "upscale": ("lr", "hr")}  # half -> (input, output)
@@ -28,6 +35,10 @@ TFLITE_FILES = {"downscale": "downscaler.tflite", "upscale": "upscaler.tflite"}
 MANIFEST = "manifest.json"
 # A probe input side that most scales divide, for models that do not record their scale.
 _PROBE_SIDE = 24
+
+
+class ModelFileError(FGRNError, ValueError):
+  """A model file is there but cannot be run: truncated, foreign, or not one of FGRN's halves."""
 
 
 class MissingHalfError(FGRNError, ValueError):
@@ -82,8 +93,6 @@ class KerasBackend(Backend):
 def _config_from(info: dict | None):
   if not info or "model_config" not in info:
     return None
-  from fgrn_tf.config import ModelConfig
-
   return ModelConfig.from_dict(info["model_config"])
 
 
@@ -97,11 +106,14 @@ class SavedModelBackend(Backend):
 
     self.path = pathlib.Path(path)
     if not (self.path / "saved_model.pb").is_file():
-      raise FileNotFoundError(f"{self.path}: not a SavedModel (no saved_model.pb)")
-    self.loaded = tf.saved_model.load(str(self.path))
+      raise ModelNotFoundError(f"{self.path}: not a SavedModel (no saved_model.pb)")
+    try:
+      self.loaded = tf.saved_model.load(str(self.path))
+    except (OSError, ValueError, tf.errors.OpError) as e:  # protobuf and checkpoint readers
+      raise ModelFileError(f"{self.path}: cannot load the SavedModel ({one_line(e)})") from None
     missing = [k for k in SIGNATURES if k not in self.loaded.signatures]
     if missing:
-      raise ValueError(f"{self.path}: SavedModel has no {' or '.join(missing)} signature (has "
+      raise ModelFileError(f"{self.path}: SavedModel has no {' or '.join(missing)} signature (has "
                        f"{sorted(self.loaded.signatures)}); export it with fgrn-export")
     info_path = self.path / SAVED_MODEL_INFO
     info = json.loads(info_path.read_text()) if info_path.is_file() else None
@@ -124,17 +136,16 @@ class SavedModelBackend(Backend):
 
 def _half_of(content: bytes, origin: str) -> str:
   """"downscale" or "upscale": from the export's metadata, else the model's signature key."""
-  from fgrn_tf.runtime import litert
-
   try:
     info = litert.metadata(content)
-  except Exception as e:  # a truncated or foreign file fails anywhere in the flatbuffer
-    raise ValueError(f"{origin}: not a readable .tflite model ({e})") from None
+  except (ValueError, IndexError, KeyError, TypeError, UnicodeDecodeError, struct.error) as e:
+    # a truncated or foreign file fails anywhere in the flatbuffer
+    raise ModelFileError(f"{origin}: not a readable .tflite model ({e})") from None
   if info and info.get("half") in SIGNATURES:
     return info["half"]
   halves = [k for k in litert.signatures(content) if k in SIGNATURES]
   if len(halves) != 1:
-    raise ValueError(f"{origin}: cannot tell which half of FGRN this .tflite holds (signatures "
+    raise ModelFileError(f"{origin}: cannot tell which half of FGRN this .tflite holds (signatures "
                      f"{sorted(litert.signatures(content))}); export it with fgrn-export")
   return halves[0]
 
@@ -145,15 +156,16 @@ class _TFLiteHalf:
   def __init__(self, content: bytes, origin: str, num_threads: int | None):
     from ai_edge_litert.interpreter import Interpreter
 
-    from fgrn_tf.runtime import litert
-
     self.origin = origin
     self.info = litert.metadata(content)
     self.half = _half_of(content, origin)
-    self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+    try:
+      self.interpreter = Interpreter(model_content=content, num_threads=num_threads)
+    except (ValueError, RuntimeError) as e:  # LiteRT's verifier refuses the flatbuffer
+      raise ModelFileError(f"{origin}: not a runnable .tflite model ({one_line(e)})") from None
     inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
     if len(inputs) != 1 or len(outputs) != 1 or inputs[0]["dtype"] != np.uint8:
-      raise ValueError(f"{origin}: expected one uint8 image input and one output")
+      raise ModelFileError(f"{origin}: expected one uint8 image input and one output")
     self._in, self._out = inputs[0]["index"], outputs[0]["index"]
     self._shape = None
 
@@ -188,15 +200,15 @@ class TFLiteBackend(Backend):
         continue
       half = _TFLiteHalf(_read(path), str(path), num_threads)
       if half.half != role:
-        raise ValueError(f"{path} holds the {half.half} half of FGRN, passed as the {role}r")
+        raise ModelFileError(f"{path} holds the {half.half} half of FGRN, passed as the {role}r")
       self.halves[role] = half
     if not self.halves:
-      raise ValueError("TFLiteBackend needs downscaler.tflite, upscaler.tflite or both")
+      raise ModelFileError("TFLiteBackend needs downscaler.tflite, upscaler.tflite or both")
     infos = [h.info for h in self.halves.values() if h.info]
     self.model_config = _config_from(infos[0]) if infos else None
     scales = {int(i["scale"]) for i in infos if "scale" in i}
     if len(scales) > 1:
-      raise ValueError(f"the two .tflite files are of different scales {sorted(scales)}")
+      raise ModelFileError(f"the two .tflite files are of different scales {sorted(scales)}")
     if scales:
       self.scale = scales.pop()
     elif scale is not None:
@@ -211,7 +223,7 @@ class TFLiteBackend(Backend):
     for path in paths:
       half = _half_of(_read(path), str(path))
       if half in roles:
-        raise ValueError(f"{roles[half]} and {path} both hold the {half} half")
+        raise ModelFileError(f"{roles[half]} and {path} both hold the {half} half")
       roles[half] = path
     return cls(roles.get("downscale"), roles.get("upscale"), **kwargs)
 
@@ -239,7 +251,7 @@ class TFLiteBackend(Backend):
 def _read(path) -> bytes:
   path = pathlib.Path(path)
   if not path.is_file():
-    raise FileNotFoundError(f"{path}: no such .tflite file")
+    raise ModelNotFoundError(f"{path}: no such .tflite file")
   return path.read_bytes()
 
 
@@ -250,7 +262,7 @@ def _probe_scale(up=None, down=None) -> int:
     return int(up(np.zeros((1, side, side, 3), np.uint8)).shape[1]) // side
   out = int(down(np.zeros((1, side, side, 3), np.uint8)).shape[1])
   if out < 1 or side % out:
-    raise ValueError("cannot tell the scale of this downscaler; pass scale=")
+    raise ModelFileError("cannot tell the scale of this downscaler; pass scale=")
   return side // out
 
 
@@ -263,14 +275,17 @@ def _saved_model_dir(folder: pathlib.Path) -> pathlib.Path | None:
 
 
 def _from_export(folder: pathlib.Path, artifact: str | None, num_threads: int | None) -> Backend:
-  manifest = json.loads((folder / MANIFEST).read_text())
+  try:
+    manifest = json.loads((folder / MANIFEST).read_text())
+  except (OSError, ValueError) as e:
+    raise ModelFileError(f"{folder / MANIFEST}: cannot be read ({one_line(e)})") from None
   artifacts = manifest.get("artifacts", {})
   available = [k for k, v in artifacts.items() if "skipped" not in v]
   if artifact is None:
     artifact = next((k for k in ("savedmodel", "tflite_float32") if k in available),
                     available[0] if available else None)
   if artifact not in available:
-    raise ValueError(f"{folder}: export holds no {artifact} artifact (holds "
+    raise ModelFileError(f"{folder}: export holds no {artifact} artifact (holds "
                      f"{', '.join(available) or 'none'})")
   entry = artifacts[artifact]
   if artifact == "savedmodel":
@@ -300,8 +315,6 @@ def load_backend(path, *, artifact: str | None = None, num_threads: int | None =
     ModelNotFoundError: `path` holds none of these.
     UsageError: `precision` other than float32 for a model that is not a Keras one.
   """
-  from fgrn_tf.workdir import CONFIG, ModelNotFoundError, load_model
-
   if isinstance(path, (str, os.PathLike)) and "," in str(path) and str(path).endswith(".tflite"):
     path = str(path).split(",")
   keras_model = not isinstance(path, (list, tuple)) and (

@@ -26,6 +26,7 @@ from fgrn_tf.data import pipeline
 from fgrn_tf.errors import FGRNError, one_line
 from fgrn_tf.models import precision
 from fgrn_tf.models.fgrn import FGRN
+from fgrn_tf.runtime import shipped
 from fgrn_tf.train import callbacks as cb
 
 # Recipe fields that may change when a run is continued: its length and schedule (a run that
@@ -196,7 +197,7 @@ def _resume(model: FGRN, backup: pathlib.Path, steps_per_epoch: int) -> int:
   if backup.is_file():
     try:
       model.load_weights(backup)
-    except Exception as e:  # noqa: BLE001 -- h5py/Keras messages name no file
+    except wd.LOAD_ERRORS as e:  # h5py/Keras messages name no file
       raise TrainError(f"{backup}: cannot resume from this backup ({one_line(e)}); move "
                        "it away to restart from step 0, or use a new --workdir") from None
   start = cb.current_step(model)
@@ -209,8 +210,6 @@ def _init_weights(model: FGRN, init_from: str) -> pathlib.Path:
   """Copies the weights of a trained model of the same network into `model` (fine-tuning).
 
   Returns the folder they came from; TrainError when it is missing or another network."""
-  from fgrn_tf.runtime import shipped
-
   scale = model.model_config.scale
   path = shipped.default_model_path(scale) if init_from == "shipped" else pathlib.Path(init_from)
   try:

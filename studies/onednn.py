@@ -6,8 +6,8 @@ on the machine at hand. Each setting runs in a fresh process (TF reads TF_ENABLE
 once, at start-up), and the settings alternate for `--rounds` rounds so that a change in the
 machine's load shows as spread instead of as a difference between settings.
 
-  .venv/bin/python -m bench.onednn               # paper-sized x2 and x4, 2 rounds (~10 min)
-  .venv/bin/python -m bench.onednn --quick       # tiny networks: checks the code
+  .venv/bin/python -m studies.onednn               # paper-sized x2 and x4, 2 rounds (~10 min)
+  .venv/bin/python -m studies.onednn --quick       # tiny networks: checks the code
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ Node names carry the Keras scopes: Gu's ops sit under "Gu" (or "Gu_1"); F's dens
 called from `inverse` (not through a layer call), so F's ops, with the coupling arithmetic and
 the input scaling around them, are all the others.
 
-  .venv/bin/python -m bench.int8_analysis --model models/fgrn_x2 --images DATA/Set5
-  .venv/bin/python -m bench.int8_analysis --quick      # a tiny network and image: checks the code
+  .venv/bin/python -m studies.int8_analysis --model models/fgrn_x2 --images DATA/Set5
+  .venv/bin/python -m studies.int8_analysis --quick      # a tiny network and image: checks the code
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ image, the Y PSNR of the round trip through the real codec, the LR's RGB PSNR ag
 bicubic LR and the encoded bytes, before and after. docs/codecs.md records what it gave (worse
 than not refining), which is why the tools do not offer it.
 
-  .venv/bin/python -m bench.lr_refinement --model models/codec_x2 --images DATASETS/Set5
+  .venv/bin/python -m studies.lr_refinement --model models/codec_x2 --images DATASETS/Set5
 """
 
 from __future__ import annotations

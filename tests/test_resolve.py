@@ -1,0 +1,90 @@
+"""One way to find and open a model: every tool (fgrn, fgrn-eval, fgrn-export) follows the
+rules of `fgrn_tf.runtime.resolve` and refuses the same mistakes in the same words."""
+
+import numpy as np
+import pytest
+from helpers import tiny_config, write_model_dir
+
+from fgrn_tf import config, workdir
+from fgrn_tf.cli import entry
+from fgrn_tf.data import images
+from fgrn_tf.errors import UsageError, one_line
+from fgrn_tf.evaluate import evaluator
+from fgrn_tf.export import exporter
+from fgrn_tf.models import receptive_field
+from fgrn_tf.rescale import commands
+from fgrn_tf.runtime import backends, resolve, shipped
+
+
+@pytest.fixture()
+def photos(tmp_path):
+  rng = np.random.default_rng(0)
+  images.write_image(tmp_path / "in" / "a.png", rng.integers(0, 256, (24, 24, 3), np.uint8))
+  return tmp_path / "in"
+
+
+def _refusals(model, scale, tmp_path, photos, tile=0):
+  """The one line each tool says for `model` at `scale`, without loading anything."""
+  said = {}
+  try:
+    evaluator.fgrn_method(model, scale)
+  except UsageError as e:
+    said["eval"] = one_line(e)
+  try:
+    exporter.export_path(model, tmp_path / "export", scale=scale)
+  except UsageError as e:
+    said["export"] = one_line(e)
+  main = entry.guarded("fgrn", lambda argv: commands.run(
+      "downscale", [str(photos)], model=model, scale=scale, output_dir=tmp_path / "o",
+      tile=tile))
+  said["fgrn"] = main
+
+  return said
+
+
+def test_a_pair_is_two_tflite_files_for_every_tool(tmp_path, photos, capsys):
+  assert resolve.model_spec("d.tflite, u.tflite") == [
+      resolve.model_spec("d.tflite"), resolve.model_spec("u.tflite")]
+  said = _refusals("a.png,b.png", 2, tmp_path, photos)
+  assert said["fgrn"](["fgrn"]) == 2
+  line = capsys.readouterr().err.strip().removeprefix("fgrn: error: ")
+  assert said["eval"] == said["export"] == line
+  assert "a pair is two .tflite files" in line
+
+
+def test_missing_shipped_model_is_told_the_same_by_every_tool(tmp_path, photos, capsys,
+                                                              monkeypatch):
+  monkeypatch.setattr(shipped, "default_model_path", lambda scale: tmp_path / f"none_x{scale}")
+  said = _refusals(None, 4, tmp_path, photos)
+  assert said["fgrn"](["fgrn"]) == 2
+  line = capsys.readouterr().err.strip().removeprefix("fgrn: error: ")
+  assert said["eval"] == said["export"] == line
+  assert f"no shipped model for x4 at {tmp_path / 'none_x4'}" in line and "--model" in line
+
+
+def test_scale_and_tile_are_refused_before_loading_in_every_tool(tmp_path, photos, capsys,
+                                                                 monkeypatch):
+  run = tmp_path / "run"
+  workdir.write_experiment(run, config.x2())  # no weights: anything that loads would fail
+  monkeypatch.setattr(backends, "load_backend", lambda *a, **k: pytest.fail("loaded"))
+  said = _refusals(run, 4, tmp_path, photos)
+  assert said["fgrn"](["fgrn"]) == 2
+  line = capsys.readouterr().err.strip().removeprefix("fgrn: error: ")
+  assert line == f"model {run} is x2 but --scale 4 was asked for"
+  assert said["eval"] == said["export"] == line
+  smallest = receptive_field.min_tile(2, config.x2().model)
+  assert entry.guarded("fgrn", lambda argv: commands.run(
+      "downscale", [str(photos)], model=run, output_dir=tmp_path / "o",
+      tile=smallest - 1))(["fgrn"]) == 2
+  assert f"use at least {smallest}," in capsys.readouterr().err
+
+
+def test_the_smallest_tile_is_one_figure_before_and_after_loading(tmp_path):
+  folder = write_model_dir(tmp_path / "m")
+  peeked = resolve.peek(resolve.model_spec(folder))
+  backend = resolve.open_model(resolve.model_spec(folder))
+  assert peeked == (2, backend.model_config)
+  assert receptive_field.min_tile(*peeked) == receptive_field.min_tile(
+      backend.scale, receptive_field.model_config_of(backend))
+  assert receptive_field.min_tile(2, None) == 2 * 3 * max(receptive_field.DEFAULT_MARGINS)
+  assert tiny_config().scale == 2

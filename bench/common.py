@@ -61,11 +61,24 @@ def onednn_enabled(env: dict | None = None) -> bool | None:
   TF decides at start-up from the CPU (on by default with AVX-512) and TF_ENABLE_ONEDNN_OPTS;
   a fresh process keeps this one free of TF (importing it would fix its threading).
   """
+  env = {**os.environ, **tf_env.DEFAULTS, **(env or {})}
+  # One answer per setting in a process: TF decides from the CPU and this variable alone, and
+  # each question costs a TensorFlow start (seconds).
+  setting = env.get("TF_ENABLE_ONEDNN_OPTS")
+  if setting not in _ONEDNN_ANSWERS:
+    _ONEDNN_ANSWERS[setting] = _ask_onednn(env)
+  return _ONEDNN_ANSWERS[setting]
+
+
+_ONEDNN_ANSWERS: dict[str | None, bool | None] = {}
+
+
+def _ask_onednn(env: dict) -> bool | None:
   code = ("from tensorflow.python.util import _pywrap_util_port as p; "
           "print(int(p.IsMklEnabled()))")
   try:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120, env={**os.environ, **tf_env.DEFAULTS, **(env or {})})
+                         timeout=120, env=env)
     return bool(int(out.stdout.strip().splitlines()[-1]))
   except (OSError, subprocess.SubprocessError, ValueError, IndexError):
     return None

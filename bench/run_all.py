@@ -103,9 +103,16 @@ def _workers(script: str, jobs, plan: Plan, out: pathlib.Path) -> dict:
   return {"rows": rows, "errors": errors}
 
 
+def onednn_variant_needed(plan: Plan) -> bool:
+  """Whether to measure with TF_ENABLE_ONEDNN_OPTS=1 too: where TF leaves oneDNN off by default
+  (CPUs without AVX-512). Where it is on, the variant would repeat the default's figures."""
+  return bool(plan.onednn_sizes) and common.onednn_enabled() is False
+
+
 def run_latency(plan: Plan, out: pathlib.Path) -> dict:
   settings = [(threads, plan.sizes, None) for threads in plan.threads]
-  settings += [(max(plan.threads), plan.onednn_sizes, ONEDNN)] if plan.onednn_sizes else []
+  settings += [(max(plan.threads), plan.onednn_sizes, ONEDNN)] if onednn_variant_needed(plan) \
+      else []
   jobs = []
   for threads, sizes, env in settings:
     args = ["--threads", str(threads), "--scales", ",".join(map(str, plan.scales)),
@@ -121,7 +128,8 @@ def run_train_modes(plan: Plan, out: pathlib.Path) -> dict:
             "--batch", str(plan.batch), "--patch", str(plan.patch),
             "--steps", str(plan.train_steps)],
            f"train_{modes.replace(',', '_')}" + ("_onednn" if env else ""), env)
-          for modes, env in (("default,xla", None), ("mirrored", None), ("default", ONEDNN))]
+          for modes, env in (("default,xla", None), ("mirrored", None), ("default", ONEDNN))
+          if env is None or onednn_variant_needed(plan)]
   return _workers("train_modes.py", jobs, plan, out)
 
 

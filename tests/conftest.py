@@ -55,3 +55,20 @@ def niqe_params_path():
   path = _env_path("FGRN_NIQE_PARAMS") or (
       shared / "metrics" / "niqe_pris_params.npz" if shared else None)
   return _given(path, "neither FGRN_NIQE_PARAMS nor FGRN_SHARED set", pathlib.Path.is_file)
+
+
+@pytest.fixture()
+def eager_functions():
+  """Runs every `tf.function` (Keras' train and test steps included) eagerly in this test.
+
+  Tracing FGRN's training step takes ~8 s on 2 cores, each run of `fit` traces its own, and a
+  test of what resumes or what a setting changes needs a few steps. Graph-mode training keeps
+  its own tests (test_training's resume and the command-line runs); `tf.data` is unaffected.
+  """
+  import tensorflow as tf
+
+  tf.config.run_functions_eagerly(True)
+  try:
+    yield
+  finally:
+    tf.config.run_functions_eagerly(False)

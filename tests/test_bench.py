@@ -224,3 +224,26 @@ def test_gpu_train_measures_each_precision_and_refuses_a_machine_without_gpus():
   run = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=600)
   assert run.returncode == 1
   assert run.stderr.strip().splitlines()[-1].startswith("gpu_train: error: TensorFlow")
+
+
+def test_the_onednn_variant_runs_only_where_tf_leaves_onednn_off(monkeypatch):
+  from bench import common
+
+  plan = run_all.Plan.make(quick=True)
+  for default, wanted in ((False, True), (True, False), (None, False)):
+    monkeypatch.setattr(common, "onednn_enabled", lambda env=None, d=default: d)
+    assert run_all.onednn_variant_needed(plan) is wanted
+  monkeypatch.setattr(common, "onednn_enabled", lambda env=None: False)
+  assert not run_all.onednn_variant_needed(run_all.dataclasses.replace(plan, onednn_sizes=()))
+
+
+def test_the_onednn_answer_is_asked_of_tf_once_per_setting(monkeypatch):
+  from bench import common
+
+  asked = []
+  monkeypatch.setattr(common, "_ONEDNN_ANSWERS", {})
+  monkeypatch.setattr(common, "_ask_onednn", lambda env: asked.append(env) or True)
+  monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+  assert common.onednn_enabled() and common.onednn_enabled()
+  assert common.onednn_enabled({"TF_ENABLE_ONEDNN_OPTS": "0"})
+  assert len(asked) == 2

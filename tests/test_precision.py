@@ -75,7 +75,7 @@ def test_a_mixed_precision_training_step_lowers_the_loss_as_float32_does(tmp_pat
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
-def test_a_resumed_mixed_run_matches_an_uninterrupted_one(tmp_path, precision):
+def test_a_resumed_mixed_run_matches_an_uninterrupted_one(tmp_path, precision, eager_functions):
   data = image_folder(tmp_path / "data")
   whole = _smoke(data, precision, steps=4, steps_per_epoch=2)
   first = _smoke(data, precision, steps=2, steps_per_epoch=2)
@@ -98,7 +98,7 @@ def test_a_resumed_mixed_run_matches_an_uninterrupted_one(tmp_path, precision):
     np.testing.assert_allclose(va.numpy(), vb.numpy(), atol=1e-5, err_msg=va.path)
 
 
-def test_a_run_cannot_change_precision_when_it_resumes(tmp_path):
+def test_a_run_cannot_change_precision_when_it_resumes(tmp_path, eager_functions):
   data = image_folder(tmp_path / "data")
   out = open(os.devnull, "w")
   trainer.train(_smoke(data, "float32", steps=2, steps_per_epoch=2), tmp_path / "run",

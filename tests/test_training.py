@@ -145,7 +145,10 @@ def test_every_presets_network_and_optimizer_lower_the_loss_on_a_fixed_batch(nam
   exp = config.preset(name)
   model = trainer.build_model(exp)  # the preset's network, Adam and learning rate
   size = 8 * exp.model.scale
-  first, last = losses_on_a_fixed_batch(model, tf.constant(wave_images(2, size, size)), 4)
+  # A codec-aware preset draws its JPEG qualities per step; eager and graph draw different ones,
+  # and the first step's draw is the baseline: these keep the graph's (issue 24 seeds them).
+  first, last = losses_on_a_fixed_batch(model, tf.constant(wave_images(2, size, size)), 4,
+                                        eager=not exp.model.codec_max_quality)
   # The reconstruction, which every step must lower. F's L_guide may rise at first while x moves
   # under it: mobile_x4 (Adam 5e-4) goes 0.047 -> 0.077 in 4 steps, its total with it, then
   # trains normally (docs/mobile.md).
@@ -211,7 +214,7 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
   assert again.already_complete and again.steps == 4
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_weights(tmp_path, monkeypatch):
+def test_nan_loss_stops_and_keeps_the_last_good_weights(tmp_path, monkeypatch, eager_functions):
   data = image_folder(tmp_path / "data")
   real = pipeline.training_dataset
 
@@ -271,31 +274,6 @@ def test_smoke_preset_trains_end_to_end_on_the_built_in_images(tmp_path):
   assert again.returncode == 0 and "already complete" in again.stdout
 
 
-@pytest.mark.slow
-def test_sigkilled_run_restarts_from_its_last_backup_and_ends_at_the_same_step(tmp_path):
-  proc, workdir, args = _start_run(tmp_path, 12, timeout=240)
-  try:
-    _wait_for_step(workdir, proc, 4)
-    os.killpg(proc.pid, signal.SIGKILL)
-  finally:
-    if proc.poll() is None:
-      os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-  killed_at = wd.read_state(workdir)["step"]
-  assert 4 <= killed_at < 12, "killed too late to test anything"
-  # Whatever the kill interrupted, every file is whole.
-  assert wd.read_experiment(workdir).train.steps == 12
-  wd.load_model(workdir)
-  result = _run_main(*args)
-  assert result.returncode == 0, result.stderr
-  assert f"resuming at step {killed_at}" in result.stdout
-  assert "finished: 12/12 steps" in result.stdout
-  exp = config.Experiment.from_json((workdir / wd.CONFIG).read_text())
-  step, _ = _backup_step(workdir, exp)
-  assert step == 12
-  assert not list(workdir.rglob(".*")), "a temporary file was left behind"
-
-
 # ---- the workdir lock --------------------------------------------------------------------------
 
 def test_workdir_lock_names_its_holder_and_is_free_once_released(tmp_path):
@@ -326,7 +304,7 @@ def _wait_for_step(workdir, proc, step, timeout=200):
 
 
 @pytest.mark.slow
-def test_second_run_on_a_busy_workdir_fails_at_once_and_a_killed_holder_blocks_nothing(tmp_path):
+def test_second_run_on_a_busy_workdir_fails_at_once_and_a_sigkilled_run_resumes_whole(tmp_path):
   # Python itself, not under `timeout`: its pid is the one the lock must name.
   first, workdir, args = _start_run(tmp_path, 4000)
   try:
@@ -350,11 +328,18 @@ def test_second_run_on_a_busy_workdir_fails_at_once_and_a_killed_holder_blocks_n
       os.killpg(first.pid, signal.SIGKILL)
       first.wait(timeout=30)
   killed_at = wd.read_state(workdir)["step"]
-  # The kernel dropped the dead run's lock: a third run resumes (and ends two steps later).
+  # Whatever the kill interrupted, every file is whole.
+  assert wd.read_experiment(workdir).train.steps == 4000
+  wd.load_model(workdir)
+  # The kernel dropped the dead run's lock: a third run resumes from the last backup (and ends
+  # two steps later, at the step it was asked for).
   third = _run_main(*args[:-4], "--steps", str(killed_at + 2), "--steps_per_epoch", "2")
   assert third.returncode == 0, third.stderr[-2000:]
   assert f"resuming at step {killed_at}" in third.stdout
   assert f"finished: {killed_at + 2}/{killed_at + 2} steps" in third.stdout
+  step, _ = _backup_step(workdir, wd.read_experiment(workdir))
+  assert step == killed_at + 2
+  assert not list(workdir.rglob(".*")), "a temporary file was left behind"
 
 
 @pytest.mark.slow

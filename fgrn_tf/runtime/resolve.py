@@ -24,8 +24,8 @@ def model_spec(model, scale: int | None = None) -> ModelSpec:
   """What `model` names: a path, a `.tflite` pair, or (None) the shipped model of `scale`.
 
   Raises:
-    UsageError: no model given and none shipped for the scale, or a comma-separated name that
-      is not two `.tflite` files.
+    UsageError: no model given and none shipped for the scale, a path that does not exist, or a
+      comma-separated name that is not two `.tflite` files.
   """
   if model is None or str(model) == "":
     path = shipped.default_model_path(scale or 2)
@@ -41,8 +41,13 @@ def model_spec(model, scale: int | None = None) -> ModelSpec:
     if len(parts) != 2 or not all(p.strip().endswith(".tflite") for p in parts):
       raise UsageError(f"--model {','.join(parts)}: a pair is two .tflite files joined by a "
                        f"comma (downscaler.tflite,upscaler.tflite)")
-    return [pathlib.Path(p.strip()).expanduser() for p in parts]
-  return pathlib.Path(parts[0]).expanduser()
+    spec = [pathlib.Path(p.strip()).expanduser() for p in parts]
+  else:
+    spec = pathlib.Path(parts[0]).expanduser()
+  for path in spec if isinstance(spec, list) else [spec]:
+    if not path.exists():
+      raise UsageError(f"--model {path}: no such file or folder")
+  return spec
 
 
 def describe(spec: ModelSpec) -> str:

@@ -15,6 +15,7 @@ import pytest
 from helpers import randomize_zero_convs
 
 from fgrn_tf import workdir
+from fgrn_tf.cli import entry
 from fgrn_tf.config import preset
 from fgrn_tf.data.images import read_rgb8, write_image
 from fgrn_tf.errors import FGRNError, UsageError
@@ -286,28 +287,38 @@ def test_existing_results_are_replaced_only_with_overwrite(tiny_set, tmp_path):
   assert sorted(_snapshot(out)) == sorted(before)
 
 
-def test_cli_output_dir_mistakes_give_one_line_and_leave_files_alone(tiny_set, tmp_path):
+def test_cli_output_dir_mistakes_give_one_line_and_leave_files_alone(tiny_set, tmp_path, capsys):
   data = tmp_path / "data"
   shutil.copytree(tiny_set, data)
   common = ("--method", "bicubic", "--datasets", str(data), "--niqe_params", "none",
             "--noprogress")
   before = _snapshot(data)
-  last = _one_error_line(_run_cli(*common, "--output_dir", str(data)))
+  last = _one_error_line(_run_cli(*common, "--output_dir", str(data)))  # the real command line
   assert str(data) in last and "dataset" in last
   assert _snapshot(data) == before  # no figure among the images: the next run counts 4 files
+
+  def run(output_dir, overwrite=False):  # the rest in this process, with the tool's error policy
+    found = {}
+    main = entry.guarded("eval_main.py", lambda argv: found.update(results=evaluator.evaluate(
+        ["bicubic"], 2, [str(data)], output_dir, niqe_params="none", progress=False,
+        overwrite=overwrite)))
+    code = main(["eval_main.py"])
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err[-1] if err else "", found.get("results")
+
   (tmp_path / "file").write_text("keep")
-  last = _one_error_line(_run_cli(*common, "--output_dir", str(tmp_path / "file")))
+  code, last, _ = run(tmp_path / "file")
+  assert code == 1 and last.startswith("eval_main.py: error:")
   assert str(tmp_path / "file") in last and (tmp_path / "file").read_text() == "keep"
   out = tmp_path / "out"
-  proc = _run_cli(*common, "--output_dir", str(out))
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  assert "(3 of 4 images; 1 skipped" in proc.stdout  # d_tiny is too small
-  results = _snapshot(out)
-  last = _one_error_line(_run_cli(*common, "--output_dir", str(out)))
-  assert "results.json" in last and "--overwrite" in last
-  assert _snapshot(out) == results
-  proc = _run_cli(*common, "--output_dir", str(out), "--overwrite")
-  assert proc.returncode == 0, proc.stderr[-2000:]
+  code, _, results = run(out)
+  entry_ = results["datasets"]["data"]
+  assert code == 0 and (entry_["files"], entry_["evaluated"]) == (4, 3)  # d_tiny is too small
+  written = _snapshot(out)
+  code, last, _ = run(out)
+  assert code == 1 and "results.json" in last and "--overwrite" in last
+  assert _snapshot(out) == written
+  assert run(out, overwrite=True)[0] == 0
 
 
 # ---- counts ------------------------------------------------------------------------------------

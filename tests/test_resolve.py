@@ -43,9 +43,13 @@ def _refusals(model, scale, tmp_path, photos, tile=0):
 
 
 def test_a_pair_is_two_tflite_files_for_every_tool(tmp_path, photos, capsys):
-  assert resolve.model_spec("d.tflite, u.tflite") == [
-      resolve.model_spec("d.tflite"), resolve.model_spec("u.tflite")]
-  said = _refusals("a.png,b.png", 2, tmp_path, photos)
+  for name in ("d.tflite", "u.tflite", "a.png", "b.png"):
+    (tmp_path / name).write_bytes(b"")
+  down, up = tmp_path / "d.tflite", tmp_path / "u.tflite"
+  assert resolve.model_spec(f"{down}, {up}") == [down, up]
+  with pytest.raises(UsageError, match="no such file or folder"):
+    resolve.model_spec(f"{down},{tmp_path / 'missing.tflite'}")
+  said = _refusals(f"{tmp_path / 'a.png'},{tmp_path / 'b.png'}", 2, tmp_path, photos)
   assert said["fgrn"](["fgrn"]) == 2
   line = capsys.readouterr().err.strip().removeprefix("fgrn: error: ")
   assert said["eval"] == said["export"] == line

@@ -67,6 +67,9 @@ def _main(argv: list[str]) -> int:
   from fgrn_tf.data import images
 
   images.set_max_pixels(_MAX_PIXELS.value, flag="--max_pixels")  # before Keras imports cv2
+  from fgrn_tf.data import codecs
+
+  codecs.parse_list(_CODEC.value)  # a bad spec is told before seconds of TensorFlow import
   from fgrn_tf.evaluate import evaluator  # brings TensorFlow: only once the flags have parsed
 
   results = evaluator.evaluate(

@@ -110,6 +110,7 @@ def profile(scale: int, quick: bool, hr_side: int = 512, batch: int = 4,
   result["upscale"] = summarize_ops(*trace_ops(lambda: backend.upscale(lr)))
 
   model.compile(optimizer=keras.optimizers.Adam(1e-4))
+  model.optimizer.build(model.trainable_variables)  # as the trainer does: one trace, not two
   data = next(iter(make_dataset(batch, patch)))
   step = tf.function(model.train_step)
   step(data)

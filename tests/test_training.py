@@ -191,7 +191,9 @@ def test_experiment_with_data_dirs_round_trips_through_json():
 # ---- training in this process ------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_resumed_run_matches_an_uninterrupted_one(tmp_path):
+def test_resumed_run_matches_an_uninterrupted_one(tmp_path, eager_functions):
+  # What resumes (weights, Adam's moments, the schedule, the data stream) is the same in graph
+  # mode, which the command-line runs below resume (a SIGKILLed run, Ctrl-C).
   data = image_folder(tmp_path / "data")
   whole = _smoke(data, steps=4, steps_per_epoch=2)
   first = _smoke(data, steps=2, steps_per_epoch=2)

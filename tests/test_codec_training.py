@@ -113,3 +113,22 @@ def test_a_codec_aware_model_beats_the_plain_one_through_jpeg_after_a_short_fit(
   # Measured: +1.7 dB through JPEG q50 (27.6 -> 29.3), for 2.6 dB of the lossless round trip.
   assert codec_jpeg > plain_jpeg + 0.8
   assert plain_png > codec_png  # it learned the codec, not just a better fit
+
+
+def test_codec_draws_follow_the_step_in_graph_and_eager_mode(hr):
+  # Drawn from (seed, step): graph and eager agree, and a resumed run, whose step comes back with
+  # Adam's state, draws what the uninterrupted one would have.
+  logs = []
+  for eager in (False, True):
+    model = tiny_model(seed=2, **CODEC, codec_prob=0.5)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), run_eagerly=eager)
+    model.optimizer.build(model.trainable_variables)
+    logs.append([model.train_on_batch(hr, return_dict=True)["rec_loss"] for _ in range(3)])
+  np.testing.assert_allclose(logs[0], logs[1], rtol=1e-4)
+  model = tiny_model(seed=2, **CODEC, codec_prob=0.5)
+  model.compile(optimizer=keras.optimizers.Adam(3e-3))
+  model.optimizer.build(model.trainable_variables)
+  out = model(hr, training=True)["sr"]
+  np.testing.assert_array_equal(out, model(hr, training=True)["sr"])  # the same step: same draw
+  model.optimizer.iterations.assign_add(1)
+  assert np.abs(out - model(hr, training=True)["sr"]).max() > 0  # the next step: a new one

@@ -22,6 +22,8 @@ from fgrn_tf.models.quantize import clip_quantize, from_uint8, quantize, round_h
 from fgrn_tf.models.upscaler import Upscaler
 
 VALIDATION_QUALITY = 90  # the JPEG quality of a codec-aware model's validation
+# The base of the codec draws during training; the step is the other half of their seed.
+CODEC_SEED = 20211122
 TRAIN_METRICS = ("loss", "rec_loss", "guide_loss", "guide_l1", "logdet", "grad_norm")
 
 
@@ -162,11 +164,17 @@ class FGRN(keras.Model):
 
     c = self.model_config
     n = tf.shape(lr8)[0]
-    quality = tf.random.uniform([n], float(c.codec_min_quality), c.codec_max_quality + 1.0)
+    # Drawn from the training step (stateless): the same draws in graph and eager mode, and a
+    # resumed run draws what the uninterrupted one would have (its step comes back with Adam's).
+    optimizer = getattr(self, "optimizer", None)  # none before compile (a gradient check)
+    step = optimizer.iterations if optimizer is not None else 0
+    seed = tf.stack([tf.constant(CODEC_SEED, tf.int64), tf.cast(step, tf.int64)])
+    draws = tf.random.stateless_uniform([2, n], seed)
+    quality = c.codec_min_quality + draws[0] * (c.codec_max_quality + 1.0 - c.codec_min_quality)
     coded = jpeg.jpeg(lr8, tf.floor(quality), rounding=c.codec_rounding)
     if c.codec_prob >= 1.0:
       return coded
-    chosen = tf.random.uniform([n]) < c.codec_prob
+    chosen = draws[1] < c.codec_prob
     return tf.where(chosen[:, None, None, None], coded, lr8)
 
   def downscale_float(self, hr):

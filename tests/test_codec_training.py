@@ -67,9 +67,19 @@ def test_codec_fields_are_checked_and_travel_in_the_config():
   assert not config.cpu_x2().model.trains_through_codec
 
 
-def test_validation_of_a_codec_model_goes_through_real_jpeg(hr):
-  out = tiny_model(seed=1, **CODEC).test_roundtrip(hr)
+def test_validation_of_a_codec_model_goes_through_the_codec_evaluation_reports(hr):
+  # OpenCV's JPEG at the validation quality, as fgrn-eval's --codec jpeg:90 stores the LR.
+  from fgrn_tf.data import codecs
+  from fgrn_tf.models.fgrn import VALIDATION_QUALITY, psnr01
+
+  model = tiny_model(seed=1, **CODEC)
+  out = model.test_roundtrip(hr)
   assert "psnr_jpeg" in out and float(out["psnr_jpeg"][0]) < float(out["psnr"][0])
+  codec = codecs.parse(f"jpeg:{VALIDATION_QUALITY}")
+  lr8 = np.round(out["lr"].numpy() * 255).astype(np.uint8)
+  decoded = np.stack([codec.decode(codec.encode(im)) for im in lr8]).astype(np.float32) / 255
+  sr = np.round(np.clip(model.upscale_float(decoded).numpy(), 0, 1) * 255) / 255
+  np.testing.assert_allclose(out["psnr_jpeg"], psnr01(hr, sr), atol=1e-3)
   assert "psnr_jpeg" not in tiny_model(seed=1).test_roundtrip(hr)
 
 

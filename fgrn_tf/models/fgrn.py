@@ -222,9 +222,13 @@ class FGRN(keras.Model):
     sr = quantize(self.upscale_float(lr))
     out = {"lr": lr, "sr": sr, "psnr": psnr01(hr, sr), "lr_psnr": psnr01(y_bic, lr)}
     if self.model_config.trains_through_codec:
-      # The real libjpeg inside TF (not the training simulation), at the quality users pick
-      # most: a codec-aware model is chosen by how it survives the codec, not by PNG.
-      coded = tf.map_fn(lambda im: tf.image.adjust_jpeg_quality(im, VALIDATION_QUALITY), lr)
+      # At the quality users pick most, through the codec the evaluation reports (OpenCV's
+      # libjpeg-turbo: the simulation's exact forward pass), so the best weights are picked on
+      # the figure fgrn-eval prints: a codec-aware model is chosen by how it survives the codec.
+      # (TF's own adjust_jpeg_quality decodes other pixels, up to 5 levels: docs/codecs.md.)
+      from fgrn_tf.models import jpeg
+
+      coded = jpeg.jpeg(lr, VALIDATION_QUALITY, rounding="ste")
       out["psnr_jpeg"] = psnr01(hr, quantize(self.upscale_float(coded)))
     return out
 

@@ -36,10 +36,17 @@ SCRIPT = textwrap.dedent("""
     worst = max(float(np.abs(a.numpy() - b.numpy()).max()) for a, b in zip(single, summed))
     scale = max(float(np.abs(a.numpy()).max()) for a in single)
     print("REPLICAS", strategy.num_replicas_in_sync, "WORST", worst, "SCALE", scale)
+
+    # The logged grad_norm of a training step on 2 replicas is the norm of the whole gradient.
+    with strategy.scope():
+      model = tiny_model(seed=3)
+      model.compile(optimizer="sgd")
+    logs = model.train_on_batch(hr, return_dict=True)
+    print("LOGGED", float(logs["grad_norm"]), "GLOBAL", float(tf.linalg.global_norm(single)))
 """)
 
 
-def test_same_gradients_on_one_device_and_two_logical_cpus():
+def test_same_gradients_and_logged_grad_norm_on_one_device_and_two_logical_cpus():
   env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}  # for the tests' helpers module
   result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True,
                           text=True, timeout=300, env=env)
@@ -51,3 +58,5 @@ def test_same_gradients_on_one_device_and_two_logical_cpus():
   assert replicas == 2
   assert scale > 1e-3
   assert worst < 1e-5 * max(1.0, scale), (worst, scale)
+  logged = float(words[words.index("LOGGED") + 1])
+  assert abs(logged - float(words[words.index("GLOBAL") + 1])) < 1e-4 * logged, result.stdout

@@ -51,6 +51,16 @@ def snap_to_grid(x):
   return round_half_up(tf.clip_by_value(x, 0.0, 1.0) * 255.0) / 255.0
 
 
+def global_norm(grads) -> tf.Tensor:
+  """The norm of the step's whole gradient. Under a multi-replica strategy each replica holds its
+  share (the loss is divided by the global batch), so the norm is of their sum, all-reduced
+  here: one more reduction of the gradients a step, only with more than one replica."""
+  context = tf.distribute.get_replica_context()
+  if context is not None and context.num_replicas_in_sync > 1:
+    grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+  return tf.linalg.global_norm(grads)
+
+
 def psnr01(a, b):
   """PSNR in dB of float images in [0, 1], per example. Returns `[N]`."""
   mse = tf.reduce_mean(tf.square(a - b), axis=[1, 2, 3])
@@ -260,7 +270,7 @@ class FGRN(keras.Model):
                                    self.optimizer.scale_loss)
     self.optimizer.apply_gradients(zip(grads, variables, strict=True))
     # The loss-scale optimizer unscales the gradients itself; the logged norm is the true one.
-    norm = tf.linalg.global_norm(grads) / self.optimizer.scale_loss(tf.constant(1.0))
+    norm = global_norm(grads) / self.optimizer.scale_loss(tf.constant(1.0))
     return self._update({**values, "grad_norm": norm})
 
   def gradients(self, hr, variables, scale_loss=None):

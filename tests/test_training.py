@@ -228,6 +228,23 @@ def test_resumed_run_matches_an_uninterrupted_one(tmp_path, eager_functions):
   assert again.already_complete and again.steps == 4
 
 
+def test_a_codec_aware_run_resumes_as_an_uninterrupted_one(tmp_path, eager_functions):
+  # Its JPEG qualities, and which examples go through JPEG, are drawn from the step: a resumed
+  # run draws what the uninterrupted one drew, so it ends with the same weights.
+  data = image_folder(tmp_path / "data")
+  codec = {"codec_min_quality": 60, "codec_max_quality": 90, "codec_prob": 0.5}
+  whole = _smoke(data, steps=4, steps_per_epoch=2).replace(model=codec)
+  first = _smoke(data, steps=2, steps_per_epoch=2).replace(model=codec)
+  out = open(os.devnull, "w")
+  trainer.train(whole, tmp_path / "whole", stream=out)
+  trainer.train(first, tmp_path / "parts", stream=out)
+  assert trainer.train(whole, tmp_path / "parts", stream=out).steps == 4
+  (_, a), (_, b) = (_backup_step(tmp_path / run, whole) for run in ("whole", "parts"))
+  for va, vb in zip(a.weights + a.optimizer.variables, b.weights + b.optimizer.variables,
+                    strict=True):
+    np.testing.assert_allclose(va.numpy(), vb.numpy(), atol=1e-5, err_msg=va.path)
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_weights(tmp_path, monkeypatch, eager_functions):
   data = image_folder(tmp_path / "data")
   real = pipeline.training_dataset

@@ -150,13 +150,13 @@ def train_command(*args, timeout=None) -> list[str]:
   return ["timeout", "-s", "KILL", str(timeout), *command] if timeout else command
 
 
-def losses_on_a_fixed_batch(model, hr, steps: int, eager: bool = True) -> tuple[dict, dict]:
+def losses_on_a_fixed_batch(model, hr, steps: int) -> tuple[dict, dict]:
   """(logs of the first train step, logs of the step after `steps` more) on the batch `hr`.
 
-  `eager` runs the model's own `train_step` without tracing it into a graph: tracing takes ~8 s
-  on 2 cores, more than the few steps a mechanism needs (the trainer's tests train in graph
-  mode, as `fit` does)."""
-  model.run_eagerly = eager
+  Runs the model's own `train_step` eagerly: tracing it into a graph takes ~8 s on 2 cores,
+  more than the few steps a mechanism needs (the trainer's tests train in graph mode, as `fit`
+  does)."""
+  model.run_eagerly = True
   first = model.train_on_batch(hr, return_dict=True)
   for _ in range(steps):
     model.train_on_batch(hr)

@@ -322,13 +322,14 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
     except (OSError, ValueError) as e:
       raise EvalError(str(e)) from None
   runners = {"bicubic": bicubic_method(scale)}
-  if "fgrn" in names:
-    runners["fgrn"] = fgrn_method(model, scale, precision)
+  spec = resolve.model_spec(model, scale) if "fgrn" in names else None
+  if spec is not None:
+    runners["fgrn"] = fgrn_method(spec, scale, precision)
 
   results = {
     "scale": scale,
     "methods": names,
-    "model": (resolve.describe(resolve.model_spec(model, scale)) if "fgrn" in names else None),
+    "model": None if spec is None else resolve.describe(spec),
     "codecs": [c.spec for c in chosen],
     "precision": precision,
     "protocol": _protocol(scale, params is not None),

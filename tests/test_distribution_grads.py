@@ -13,7 +13,7 @@ SCRIPT = textwrap.dedent("""
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     from helpers import random_images, tiny_model
-    from fgrn_tf.models import losses
+    from fgrn_tf.models.steps.tf_step import replica_mean
 
     hr = tf.constant(random_images(4, 16, 16, seed=1))
 
@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent("""
       with tf.GradientTape() as tape:
         out = model(hr, training=True)
         rec, guide, _ = model._loss_terms(hr, model.guidance_target(hr), out)
-        loss = losses.replica_mean(rec + guide)
+        loss = replica_mean(rec + guide)
       return tape.gradient(loss, model.trainable_variables)
 
     single = grads_of(tiny_model(seed=3), hr)

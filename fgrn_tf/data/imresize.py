@@ -1,11 +1,12 @@
-"""MATLAB `imresize(..., 'bicubic')` (antialiased), in numpy and as a TensorFlow op.
+"""MATLAB `imresize(..., 'bicubic')` (antialiased), in numpy and as tensor ops.
 
 The field's tables (and FGRN's guidance target y_bic) use MATLAB's bicubic. `imresize_np` is a
 direct port, the reference. `bicubic_downscale` is the reference's fixed kernel as a strided
-convolution; `bicubic_upscale` gets the same numbers from TF's own antialiased bicubic resize
-by padding symmetrically first (MATLAB mirrors the border, TF renormalises the weights there)
-and cropping after. Training and evaluation both use the
-TF functions; tests hold them to the numpy port and to MATLAB's own output.
+convolution in `keras.ops`, so the training step computes its target the same way on every
+backend; `bicubic_upscale` (evaluation's baseline, TensorFlow only) gets the same numbers from
+TF's own antialiased bicubic resize by padding symmetrically first (MATLAB mirrors the border,
+TF renormalises the weights there) and cropping after. Tests hold both to the numpy port and to
+MATLAB's own output.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 
 def _cubic(x):
@@ -95,11 +96,10 @@ def downscale_kernel(scale: int) -> tuple[np.ndarray, int, int]:
 
 
 def bicubic_downscale(images, scale: int):
-  """MATLAB-bicubic downscale by an integer factor, as TF ops.
+  """MATLAB-bicubic downscale by an integer factor, in `keras.ops` (any backend).
 
-  A symmetric pad and a strided convolution per axis (`downscale_kernel`), not
-  `tf.image.resize`: XLA compiles this on every device, and the training step computes its
-  guidance target with it.
+  A symmetric pad and a strided convolution per axis (`downscale_kernel`), not an image resize:
+  XLA compiles this on every device, and the training step computes its guidance target with it.
 
   Args:
     images: float `[N, H, W, C]` (any value range), H and W multiples of `scale`.
@@ -108,23 +108,26 @@ def bicubic_downscale(images, scale: int):
   Returns:
     float32 `[N, H/scale, W/scale, C]`, not rounded or clipped.
   """
-  images = tf.convert_to_tensor(images, tf.float32)
+  images = ops.cast(images, "float32")
   weights, left, right = downscale_kernel(scale)
   _check_pad(images, max(left, right), "bicubic_downscale")
-  padded = tf.pad(images, [[0, 0], [left, right], [left, right], [0, 0]], "SYMMETRIC")
+  padded = ops.pad(images, [[0, 0], [left, right], [left, right], [0, 0]], mode="symmetric")
   # Channels become batch entries of one-channel images: TF's CPU depthwise kernel (without
   # oneDNN) refuses unequal strides, a plain conv takes them.
-  shape = tf.shape(padded)
-  planes = tf.reshape(tf.transpose(padded, [0, 3, 1, 2]), [-1, shape[1], shape[2], 1])
-  column = tf.constant(weights[:, None, None, None])
-  planes = tf.nn.conv2d(planes, column, [1, scale, 1, 1], "VALID")
-  planes = tf.nn.conv2d(planes, tf.reshape(column, [1, -1, 1, 1]), [1, 1, scale, 1], "VALID")
-  out = tf.shape(planes)
-  return tf.transpose(tf.reshape(planes, [shape[0], shape[3], out[1], out[2]]), [0, 2, 3, 1])
+  shape = ops.shape(padded)
+  planes = ops.reshape(ops.transpose(padded, [0, 3, 1, 2]), [-1, shape[1], shape[2], 1])
+  planes = ops.conv(planes, weights[:, None, None, None], strides=(scale, 1))
+  planes = ops.conv(planes, weights[None, :, None, None], strides=(1, scale))
+  out = ops.shape(planes)
+  return ops.transpose(ops.reshape(planes, [shape[0], shape[3], out[1], out[2]]), [0, 2, 3, 1])
 
 
 def bicubic_upscale(images, scale: int):
   """MATLAB-bicubic upscale by an integer factor, as TF ops: `[N, h, w, C]` -> `[N, hs, ws, C]`."""
+  # Evaluation's baseline, never part of a model: the one use of TensorFlow here, so the
+  # training step's target (above) imports none.
+  import tensorflow as tf
+
   images = tf.convert_to_tensor(images, tf.float32)
   _check_pad(images, 2, "bicubic_upscale")
   padded = tf.pad(images, [[0, 0], [2, 2], [2, 2], [0, 0]], "SYMMETRIC")

@@ -4,8 +4,7 @@ share, and IRN's DenseBlock."""
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
-from keras import layers
+from keras import layers, ops
 
 
 @keras.saving.register_keras_serializable(package="fgrn_tf")
@@ -124,21 +123,22 @@ class DenseBlock(layers.Layer):
       `bias` `[4 * growth + out_channels]` holds the five biases in the same order.
     """
     convs = [*self.convs, self.out]
-    weights = [tf.cast(conv.kernel, dtype) for conv in convs]
+    weights = [ops.cast(conv.kernel, dtype) for conv in convs]
     bounds = [0] + [self.in_channels + i * self.growth for i in range(5)]
-    kernels = [tf.concat([w[:, :, bounds[s]:bounds[s + 1], :] for w in weights[s:]], axis=-1)
+    kernels = [ops.concatenate([w[:, :, bounds[s]:bounds[s + 1], :] for w in weights[s:]],
+                               axis=-1)
                for s in range(5)]
-    return kernels, tf.concat([tf.cast(conv.bias, dtype) for conv in convs], axis=0)
+    return kernels, ops.concatenate([ops.cast(conv.bias, dtype) for conv in convs], axis=0)
 
   def call(self, x):
     kernels, bias = self.source_kernels(x.dtype)
     g = self.growth
-    z = tf.nn.bias_add(tf.nn.conv2d(x, kernels[0], 1, "SAME"), bias)  # biases start the sums
+    z = ops.conv(x, kernels[0], padding="same") + bias  # the biases start the sums
     for kernel in kernels[1:]:
       # One split, not two slices: its gradient is one concat, where a slice's gradient is a
       # zero-padded full-width tensor per slice.
-      y, rest = tf.split(z, [g, z.shape[-1] - g], axis=-1)
-      z = rest + tf.nn.conv2d(tf.nn.leaky_relu(y, alpha=0.2), kernel, 1, "SAME")
+      y, rest = ops.split(z, [g], axis=-1)
+      z = rest + ops.conv(ops.leaky_relu(y, negative_slope=0.2), kernel, padding="same")
     return z
 
   def get_config(self):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
-from keras import layers
+from keras import layers, ops
 
 from fgrn_tf.models.blocks import ResTrunk
+from fgrn_tf.models.pixel_shuffle import space_to_depth
 
 
 @keras.saving.register_keras_serializable(package="fgrn_tf")
@@ -33,7 +33,7 @@ class Downscaler(ResTrunk):
 
   def call(self, hr):
     s = self.scale
-    h = self.head(tf.nn.space_to_depth(hr, s))
+    h = self.head(space_to_depth(hr, s))
     for block in self.body:
       h = block(h)
-    return tf.nn.avg_pool2d(hr, s, s, "VALID") + tf.cast(self.tail(h), hr.dtype)
+    return ops.average_pool(hr, s, s, "valid") + ops.cast(self.tail(h), hr.dtype)

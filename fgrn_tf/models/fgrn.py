@@ -1,24 +1,27 @@
 """FGRN (Li et al., "Approaching the Limit of Image Rescaling via Flow Guidance", BMVC 2021).
 
-`FGRN` holds Gd, Gu and F, trains them with one custom `train_step` (L_rec for Gd/Gu, L_guide
-for F on a stopped-gradient x), measures its test-time round trip (`test_roundtrip`, what
-training validates with) and rescales uint8 images with `downscale` and `upscale`.
+`FGRN` holds Gd, Gu and F, defines its training objective once (`loss_terms`: L_rec for Gd/Gu,
+L_guide for F on a stopped-gradient x), measures its test-time round trip (`test_roundtrip`,
+what training validates with) and rescales uint8 images with `downscale` and `upscale`. All of
+it is `keras.ops`: the same model trains on TensorFlow and on JAX. How a step differentiates
+and applies the objective is each backend's (`fgrn_tf.models.steps`).
 """
 
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from fgrn_tf.config import ModelConfig
 from fgrn_tf.data.imresize import bicubic_downscale
-from fgrn_tf.distribute import is_multi_worker
-from fgrn_tf.models import losses
+from fgrn_tf.models import jpeg, losses
 from fgrn_tf.models import precision as precision_lib
 from fgrn_tf.models.downscaler import Downscaler
 from fgrn_tf.models.flow import FlowGuidance
 from fgrn_tf.models.image_batch import check_shape, not_multiple
+from fgrn_tf.models.native import assert_sides_divisible, shape_list, stateless_uniform
 from fgrn_tf.models.quantize import clip_quantize, from_uint8, quantize, round_half_up, to_uint8
+from fgrn_tf.models.steps import TrainStep
 from fgrn_tf.models.upscaler import Upscaler
 
 VALIDATION_QUALITY = 90  # the JPEG quality of a codec-aware model's validation
@@ -27,7 +30,7 @@ CODEC_SEED = 20211122
 TRAIN_METRICS = ("loss", "rec_loss", "guide_loss", "guide_l1", "logdet", "grad_norm")
 
 
-def check_image_batch(images, name: str, scale: int | None = None, dtype=tf.uint8):
+def check_image_batch(images, name: str, scale: int | None = None, dtype: str = "uint8"):
   """Raises ValueError unless `images` is a `[N, H, W, 3]` batch of `dtype`
   (`fgrn_tf.models.image_batch`, the check every backend shares).
 
@@ -35,40 +38,27 @@ def check_image_batch(images, name: str, scale: int | None = None, dtype=tf.uint
   H/W (inside a `tf.function` with a dynamic signature) are checked by a graph assertion that
   carries the same message.
   """
-  images = tf.convert_to_tensor(images)
-  shape = images.shape
-  check_shape(None if shape.rank is None else shape.as_list(), images.dtype.name, name, scale,
-              expected=dtype.name)
+  images = ops.convert_to_tensor(images)
+  shape = shape_list(images)
+  check_shape(shape, keras.backend.standardize_dtype(images.dtype), name, scale, expected=dtype)
   if scale is None or (shape[1] is not None and shape[2] is not None):
     return images
-  with tf.control_dependencies([tf.debugging.assert_equal(
-      tf.shape(images)[1:3] % scale, 0, message=not_multiple(name, scale))]):
-    return tf.identity(images)
+  return assert_sides_divisible(images, scale, not_multiple(name, scale))
 
 
 def snap_to_grid(x):
   """Back onto the 8-bit grid x lived on (x = Q(Gd(y)) was quantized before F)."""
-  return round_half_up(tf.clip_by_value(x, 0.0, 1.0) * 255.0) / 255.0
-
-
-def global_norm(grads) -> tf.Tensor:
-  """The norm of the step's whole gradient. Under a multi-replica strategy each replica holds its
-  share (the loss is divided by the global batch), so the norm is of their sum, all-reduced
-  here: one more reduction of the gradients a step, only with more than one replica."""
-  context = tf.distribute.get_replica_context()
-  if context is not None and context.num_replicas_in_sync > 1:
-    grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-  return tf.linalg.global_norm(grads)
+  return round_half_up(ops.clip(x, 0.0, 1.0) * 255.0) / 255.0
 
 
 def psnr01(a, b):
   """PSNR in dB of float images in [0, 1], per example. Returns `[N]`."""
-  mse = tf.reduce_mean(tf.square(a - b), axis=[1, 2, 3])
-  return 10.0 * tf.math.log(1.0 / tf.maximum(mse, 1e-10)) / tf.math.log(10.0)
+  mse = ops.mean(ops.square(a - b), axis=(1, 2, 3))
+  return 10.0 * ops.log(1.0 / ops.maximum(mse, 1e-10)) / ops.log(10.0)
 
 
 @keras.saving.register_keras_serializable(package="fgrn_tf")
-class FGRN(keras.Model):
+class FGRN(TrainStep, keras.Model):
   """The FGRN rescaling network.
 
   Training data: HR batches alone, `[N, H, W, 3]` float in [0, 1]; the guidance target (the
@@ -122,12 +112,12 @@ class FGRN(keras.Model):
 
   def _flow_forward(self, x):
     if self.flow is None:
-      return x, tf.zeros(tf.shape(x)[:1], x.dtype)
+      return x, ops.zeros(ops.shape(x)[:1], x.dtype)
     return self.flow.forward(x)
 
   def _flow_inverse(self, lr):
     if self.flow is None:
-      return lr, tf.zeros(tf.shape(lr)[:1], lr.dtype)
+      return lr, ops.zeros(ops.shape(lr)[:1], lr.dtype)
     return self.flow.inverse(lr)
 
   def call(self, hr, training=False):
@@ -147,7 +137,7 @@ class FGRN(keras.Model):
     # Gd's raw output back into range under "flow"/"none" guidance; it drifted (27% out of range,
     # min -284 after 100 steps of the quick preset) until training diverged (grad norm 5e5).
     x = clip_quantize(self.downscaler(hr))
-    lr, logdet = self._flow_forward(tf.stop_gradient(x))
+    lr, logdet = self._flow_forward(ops.stop_gradient(x))
     out = {"x": x, "lr": lr, "logdet": logdet}
     c = self.model_config
     through_codec = training and c.trains_through_codec
@@ -163,29 +153,26 @@ class FGRN(keras.Model):
     received = self._through_codec(lr8)
     x_hat, _ = self._flow_inverse(received)
     if c.codec_gradient == "decoder":
-      x_hat = tf.stop_gradient(x_hat)  # Gu alone learns the decoded LR
+      x_hat = ops.stop_gradient(x_hat)  # Gu alone learns the decoded LR
     out["sr"] = self.upscaler(x_hat)
     return out
 
   def _through_codec(self, lr8):
     """The LR as a receiver gets it: JPEG at a quality drawn per example from the config's
     range, for a `codec_prob` share of the batch; the others keep the 8-bit LR."""
-    from fgrn_tf.models import jpeg
-
     c = self.model_config
-    n = tf.shape(lr8)[0]
+    n = ops.shape(lr8)[0]
     # Drawn from the training step (stateless): the same draws in graph and eager mode, and a
     # resumed run draws what the uninterrupted one would have (its step comes back with Adam's).
     optimizer = getattr(self, "optimizer", None)  # none before compile (a gradient check)
-    step = optimizer.iterations if optimizer is not None else 0
-    seed = tf.stack([tf.constant(CODEC_SEED, tf.int64), tf.cast(step, tf.int64)])
-    draws = tf.random.stateless_uniform([2, n], seed)
+    step = ops.convert_to_tensor(optimizer.iterations) if optimizer is not None else 0
+    draws = stateless_uniform([2, n], (CODEC_SEED, step))
     quality = c.codec_min_quality + draws[0] * (c.codec_max_quality + 1.0 - c.codec_min_quality)
-    coded = jpeg.jpeg(lr8, tf.floor(quality), rounding=c.codec_rounding)
+    coded = jpeg.jpeg(lr8, ops.floor(quality), rounding=c.codec_rounding)
     if c.codec_prob >= 1.0:
       return coded
     chosen = draws[1] < c.codec_prob
-    return tf.where(chosen[:, None, None, None], coded, lr8)
+    return ops.where(chosen[:, None, None, None], coded, lr8)
 
   def downscale_float(self, hr):
     """Test-time downscale Q(F(Q(Gd(y)))): float HR in [0, 1] -> LR on the 8-bit grid."""
@@ -236,8 +223,6 @@ class FGRN(keras.Model):
       # libjpeg-turbo: the simulation's exact forward pass), so the best weights are picked on
       # the figure fgrn-eval prints: a codec-aware model is chosen by how it survives the codec.
       # (TF's own adjust_jpeg_quality decodes other pixels, up to 5 levels: docs/codecs.md.)
-      from fgrn_tf.models import jpeg
-
       coded = jpeg.jpeg(lr, VALIDATION_QUALITY, rounding="ste")
       out["psnr_jpeg"] = psnr01(hr, quantize(self.upscale_float(coded)))
     return out
@@ -254,51 +239,30 @@ class FGRN(keras.Model):
       guide_l1 = guide = losses.guidance_l1(out["x"], y_bic)
     else:
       guide_l1 = losses.guidance_l1(out["x"], y_bic)
-      guide = tf.zeros_like(rec)
+      guide = ops.zeros_like(rec)
     if "lr8" in out:  # the picture knob: pulls the stored LR itself to bicubic, through Gd
       guide = guide + self.model_config.lr_weight * losses.guidance_l1(out["lr8"], y_bic)
     return rec, guide, guide_l1
 
-  def train_step(self, data):
-    # Keras hands over `(x,)` from train_on_batch and x itself from a dataset of tensors.
-    hr, target, _ = keras.utils.unpack_x_y_sample_weight(data)
-    if target is not None:
-      raise ValueError("FGRN trains on HR batches alone (it computes the bicubic LR itself); "
-                       "received (x, y) data")
-    variables = self.trainable_variables
-    grads, values = self.gradients(tf.convert_to_tensor(hr, tf.float32), variables,
-                                   self.optimizer.scale_loss)
-    self.optimizer.apply_gradients(zip(grads, variables, strict=True))
-    # The loss-scale optimizer unscales the gradients itself; the logged norm is the true one.
-    norm = global_norm(grads) / self.optimizer.scale_loss(tf.constant(1.0))
-    return self._update({**values, "grad_norm": norm})
+  def loss_terms(self, hr) -> dict:
+    """The training objective on an HR batch, per example: the one definition every backend's
+    step differentiates (`fgrn_tf.models.steps`).
 
-  def gradients(self, hr, variables, scale_loss=None):
-    """The training loss's gradients for `variables` on the HR batch, and its terms `[N]`.
+    Args:
+      hr: `[N, H, W, 3]`, float in [0, 1] or uint8.
 
-    `scale_loss` (the optimizer's, under mixed_float16) scales the loss before the gradient;
-    the gradients returned are then scaled the same."""
+    Returns:
+      dict of `[N]`: `loss` (what is minimised: rec + guide), `rec_loss`, `guide_loss`,
+      `guide_l1`, `logdet`.
+    """
+    if keras.backend.standardize_dtype(hr.dtype) == "uint8":
+      hr = from_uint8(hr)
+    hr = ops.cast(hr, "float32")
     y_bic = self.guidance_target(hr)
-    with tf.GradientTape() as tape:
-      out = self(hr, training=True)
-      rec, guide, guide_l1 = self._loss_terms(hr, y_bic, out)
-      loss = losses.replica_mean(rec + guide)
-      if scale_loss is not None:
-        loss = scale_loss(loss)
-    return tape.gradient(loss, variables), {
-        "loss": rec + guide, "rec_loss": rec, "guide_loss": guide, "guide_l1": guide_l1,
-        "logdet": out["logdet"]}
-
-  def _update(self, values):
-    logs = {}
-    multi_worker = is_multi_worker()
-    for name, value in values.items():
-      self.trackers[name].update_state(value)
-      result = self.trackers[name].result()
-      # Keras reduces logs along axis 0 across workers; scalars have none (docs/tf_notes.md,
-      # Training).
-      logs[name] = tf.reshape(result, [1]) if multi_worker else result
-    return logs
+    out = self(hr, training=True)
+    rec, guide, guide_l1 = self._loss_terms(hr, y_bic, out)
+    return {"loss": rec + guide, "rec_loss": rec, "guide_loss": guide, "guide_l1": guide_l1,
+            "logdet": out["logdet"]}
 
   @property
   def metrics(self):

@@ -1,17 +1,16 @@
-"""FGRN's loss terms (Li et al., BMVC 2021, eqs. 8-9), per example and replica-aware.
+"""FGRN's loss terms (Li et al., BMVC 2021, eqs. 8-9), per example, on every Keras backend.
 
-Each term is returned per example (`[N]`); `replica_mean` turns a per-example vector into the
-scalar to differentiate on one replica, divided by the *global* batch, because under
-`tf.distribute` the optimizer sums the replicas' gradients.
+Each term is returned per example (`[N]`); the training step of each backend reduces them to
+the scalar it differentiates (`fgrn_tf.models.steps`).
 """
 
 from __future__ import annotations
 
-import tensorflow as tf
+from keras import ops
 
 
 def _mean_abs(a, b):
-  return tf.reduce_mean(tf.abs(a - b), axis=tf.range(1, tf.rank(a)))
+  return ops.mean(ops.abs(a - b), axis=tuple(range(1, len(a.shape))))
 
 
 def reconstruction(hr, sr):
@@ -36,12 +35,6 @@ def guidance(lr, y_bic, logdet, gamma):
   Returns:
     `[N]`.
   """
-  size = tf.cast(tf.reduce_prod(tf.shape(lr)[1:]), lr.dtype)
+  shape = ops.shape(lr)
+  size = ops.cast(shape[1] * shape[2] * shape[3], lr.dtype)
   return guidance_l1(lr, y_bic) - gamma * logdet / size
-
-
-def replica_mean(per_example):
-  """Sum over this replica's examples divided by the global batch (all replicas)."""
-  replicas = tf.distribute.get_strategy().num_replicas_in_sync
-  global_batch = tf.cast(tf.shape(per_example)[0] * replicas, per_example.dtype)
-  return tf.reduce_sum(per_example) / global_batch

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import tensorflow as tf
+from keras import ops
 
 
-def round_half_up(v: tf.Tensor) -> tf.Tensor:
+def round_half_up(v):
   """Rounds to the nearest integer, halves up: FLOOR(v + 0.5).
 
-  Not tf.round (halves to even): TFLite lowers it to ROUND, which TFLite's GPU delegate has no
+  Not a round op (halves to even): TFLite lowers it to ROUND, which TFLite's GPU delegate has no
   kernel for, so every rounding would split the graph between GPU and CPU. The two differ only
   at exact halves.
   """
-  return tf.floor(v + 0.5)
+  return ops.floor(v + 0.5)
 
 
-def quantize(x: tf.Tensor) -> tf.Tensor:
+def quantize(x):
   """Clamps to [0, 1] and rounds to multiples of 1/255, with a straight-through gradient.
 
   Args:
@@ -27,26 +27,26 @@ def quantize(x: tf.Tensor) -> tf.Tensor:
     pass clamps Gd's output first (`clip_quantize`), so there values outside [0, 1] get no
     gradient; every other use (the LR image, test time) needs none.
   """
-  q = round_half_up(tf.clip_by_value(x, 0.0, 1.0) * 255.0) / 255.0
-  return x + tf.stop_gradient(q - x)
+  q = round_half_up(ops.clip(x, 0.0, 1.0) * 255.0) / 255.0
+  return x + ops.stop_gradient(q - x)
 
 
-def clip_quantize(x: tf.Tensor) -> tf.Tensor:
+def clip_quantize(x):
   """`quantize` after clamping to [0, 1]: x = Q(Gd(y)) in FGRN's training pass.
 
   The same values as `quantize`; the gradient is the identity inside [0, 1] and zero outside
   (`FGRN.call` says why: with the identity outside too, training diverged).
   """
-  return quantize(tf.clip_by_value(x, 0.0, 1.0))
+  return quantize(ops.clip(x, 0.0, 1.0))
 
 
-def to_uint8(x: tf.Tensor) -> tf.Tensor:
+def to_uint8(x):
   """Float image in [0, 1] -> uint8, rounding to nearest and saturating."""
-  # Not tf.saturate_cast: it lowers to tf.ClipByValue, which is no TFLite builtin (the export
-  # would need Flex); clip_by_value on a float with scalar bounds lowers to MINIMUM + RELU.
-  return tf.cast(tf.clip_by_value(round_half_up(x * 255.0), 0.0, 255.0), tf.uint8)
+  # Not a saturating cast: TF lowers it to ClipByValue, which is no TFLite builtin (the export
+  # would need Flex); a clip of a float with scalar bounds lowers to MINIMUM + RELU.
+  return ops.cast(ops.clip(round_half_up(x * 255.0), 0.0, 255.0), "uint8")
 
 
-def from_uint8(x: tf.Tensor) -> tf.Tensor:
+def from_uint8(x):
   """uint8 image -> float32 in [0, 1]."""
-  return tf.cast(x, tf.float32) / 255.0
+  return ops.cast(x, "float32") / 255.0

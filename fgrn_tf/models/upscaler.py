@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
-from keras import layers
+from keras import layers, ops
 
 from fgrn_tf.models.blocks import ResTrunk
+from fgrn_tf.models.pixel_shuffle import depth_to_space
 
 
 @keras.saving.register_keras_serializable(package="fgrn_tf")
@@ -40,4 +40,4 @@ class Upscaler(ResTrunk):
     for block in self.body:
       h = block(h)
     h = self.tail(h0 + self.body_end(h))
-    return tf.nn.depth_to_space(tf.cast(h, x.dtype) + tf.tile(x, [1, 1, 1, s * s]), s)
+    return depth_to_space(ops.cast(h, x.dtype) + ops.tile(x, [1, 1, 1, s * s]), s)

@@ -231,3 +231,54 @@ def test_runs_under_mirrored_strategy_on_two_logical_cpus():
   assert result.returncode == 0, result.stderr[-3000:]
   out = json.loads(result.stdout.strip().splitlines()[-1])
   assert out == {"replicas": 2, "same": True, "finite": True, "zeros": 0}
+
+
+JAX_SCRIPT = textwrap.dedent("""
+  import json
+  import sys
+
+  import numpy as np
+
+  from fgrn_tf.data.codecs import Codec
+  from fgrn_tf.models.jpeg import jpeg, require_float64
+
+  try:
+    jpeg(np.zeros((1, 8, 8, 3), np.float32), 75)
+    error = None
+  except ValueError as e:
+    error = str(e)
+  require_float64()
+  import jax
+
+  qualities = np.array([10, 50, 90])
+  rng = np.random.default_rng(0)
+  mismatches = []
+  for size, modes in [((37, 53), ("eager", "jit")), ((9, 4), ("jit",))]:
+    rgb = rng.integers(0, 256, size + (3,), dtype=np.uint8)
+    batch = np.repeat(rgb[None].astype(np.float32) / 255, len(qualities), 0)
+    for mode in modes:
+      fn = jax.jit(jpeg, static_argnames="rounding") if mode == "jit" else jpeg
+      out = np.round(np.asarray(fn(batch, qualities, "ste")) * 255).astype(np.uint8)
+      for q, image in zip(qualities, out):
+        if not np.array_equal(image, Codec("jpeg", int(q)).roundtrip(rgb)[0]):
+          mismatches.append(f"{mode} {size} q={q}")
+  x = rng.uniform(0, 1, (2, 21, 35, 3)).astype(np.float32)
+  grad = np.asarray(jax.jit(jax.grad(lambda x: jpeg(x, np.array([30, 90])).sum()))(x))
+  print(json.dumps({"error": error, "mismatches": mismatches,
+                    "finite": bool(np.all(np.isfinite(grad))), "zeros": int(np.sum(grad == 0)),
+                    "tensorflow": "tensorflow" in sys.modules}))
+""")
+
+
+def test_jax_backend_matches_opencv_without_tensorflow():
+  pytest.importorskip("jax")
+  env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
+  env.update(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
+  result = subprocess.run([sys.executable, "-c", JAX_SCRIPT], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  out = json.loads(result.stdout.strip().splitlines()[-1])
+  # Without require_float64 the exact track would be truncated to float32: a clear error instead.
+  error = out.pop("error")
+  assert error and "\n" not in error and "require_float64()" in error, error
+  assert out == {"mismatches": [], "finite": True, "zeros": 0, "tensorflow": False}

@@ -1,9 +1,11 @@
-"""A differentiable JPEG round trip: what OpenCV's `imencode('.jpg')` + `imdecode` do, as TF ops.
+"""A differentiable JPEG round trip: what OpenCV's `imencode('.jpg')` + `imdecode` do, as Keras ops.
 
 Codec-aware training (issue 16) puts the LR image through JPEG inside the training step, so the
-codec has to be TensorFlow ops that run in graph mode, under tf.distribute and under XLA, not a
-call into OpenCV. The stages are libjpeg-turbo's baseline path with the defaults OpenCV uses
-(`fgrn_tf.data.codecs`: quality Q, 4:2:0, the "islow" integer DCTs, fancy upsampling):
+codec has to be tensor ops that run in graph mode, under tf.distribute and under XLA, not a
+call into OpenCV. It is `keras.ops` alone, so it runs unchanged on the TensorFlow and JAX
+backends (JAX keeps float64 off unless asked: call `require_float64()` first there). The stages
+are libjpeg-turbo's baseline path with the defaults OpenCV uses (`fgrn_tf.data.codecs`:
+quality Q, 4:2:0, the "islow" integer DCTs, fancy upsampling):
 
   RGB -> YCbCr (JFIF, 16-bit fixed point, jccolor.c) -> 2x2 chroma average (jcsample.c, with its
   alternating rounding bias) -> edge replication to whole MCUs (jcprepct.c) -> level shift ->
@@ -26,8 +28,9 @@ from __future__ import annotations
 
 import math
 
+import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 # The IJG tables (JPEG spec Annex K.1), which jpeg_set_quality scales; row-major 8x8.
 LUMA_TABLE = np.array([
@@ -126,6 +129,26 @@ _RGB_TO_YCC_FIX = np.array([[_fix16(v) if v >= 0 else -_fix16(-v) for v in row]
 _YCC_OFFSET_FIX = np.array([32768, (128 << 16) + 32767, (128 << 16) + 32767], np.float64)
 
 
+def require_float64():
+  """Makes float64 tensors available, which the exact track needs; call it before `jpeg`.
+
+  JAX truncates float64 to float32 unless `jax_enable_x64` is on, and that is a process-wide
+  switch (it changes JAX's default integer and float types), so it is left to the caller rather
+  than flipped on import. TensorFlow always has float64: there this does nothing.
+  """
+  if keras.backend.backend() == "jax":
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+
+def _check_float64():
+  # A truncated float64 track would not fail: it would silently round the integers it carries.
+  if keras.backend.standardize_dtype(ops.convert_to_tensor(1.0, "float64").dtype) != "float64":
+    raise ValueError(f"jpeg needs float64, which the {keras.backend.backend()} backend has off: "
+                     "call fgrn_tf.models.jpeg.require_float64() first")
+
+
 def quality_table(quality):
   """The quantization tables libjpeg's `jpeg_set_quality(cinfo, quality, TRUE)` installs.
 
@@ -137,13 +160,13 @@ def quality_table(quality):
     `(luma, chroma)`: float32 `[8, 8]` (scalar quality) or `[N, 8, 8]`, integers in 1..255, in
     natural (row-major) order: entry [u, v] divides DCT coefficient (vertical u, horizontal v).
   """
-  q = tf.clip_by_value(tf.round(tf.cast(quality, tf.float64)), 1.0, 100.0)
+  q = ops.clip(ops.round(ops.cast(quality, "float64")), 1.0, 100.0)
   # jpeg_quality_scaling: integer division 5000 / q below 50.
-  scale = tf.where(q < 50, _floor_div(5000.0, q), 200.0 - 2.0 * q)[..., None, None]
+  scale = ops.where(q < 50, _floor_div(5000.0, q), 200.0 - 2.0 * q)[..., None, None]
 
   def scaled(base):
-    entries = _floor_div(tf.constant(base, tf.float64) * scale + 50.0, 100.0)
-    return tf.cast(tf.clip_by_value(entries, 1.0, 255.0), tf.float32)  # force_baseline
+    entries = _floor_div(ops.convert_to_tensor(base, "float64") * scale + 50.0, 100.0)
+    return ops.cast(ops.clip(entries, 1.0, 255.0), "float32")  # force_baseline
 
   return scaled(LUMA_TABLE), scaled(CHROMA_TABLE)
 
@@ -166,60 +189,73 @@ def jpeg(images, quality, rounding: str = "ste"):
   Returns:
     float32 `[N, H, W, 3]` in [0, 1] on the 8-bit grid (k * (1 / 255), so round(255 y) = k):
     the decoded image.
+
+  Raises:
+    ValueError: for an unknown `rounding`, a shape other than `[N, H, W, 3]`, or a backend
+      without float64 (JAX before `require_float64()`).
   """
   if rounding not in ROUNDING_MODES:
     raise ValueError(f"rounding must be one of {ROUNDING_MODES}, got {rounding!r}")
-  x = tf.cast(images, tf.float32)  # float16 or float64 callers too; the arithmetic is float32
-  if x.shape.rank != 4 or x.shape[-1] != 3:
+  _check_float64()
+  x = ops.cast(images, "float32")  # float16 or float64 callers too; the arithmetic is float32
+  if len(x.shape) != 4 or x.shape[-1] != 3:
     raise ValueError(f"jpeg expects [N, H, W, 3] RGB, got shape {x.shape}")
-  # Static sizes where known keep shapes static (and the upsampling choice made at trace time).
-  n, h, w = (x.shape[i] if x.shape[i] is not None else tf.shape(x)[i] for i in range(3))
-  luma_q, chroma_q = quality_table(tf.broadcast_to(tf.reshape(quality, [-1]), [n]))
+  # ops.shape gives ints where the size is static (always, off TensorFlow), which keeps shapes
+  # static and makes the upsampling choice at trace time; scalar tensors where it is not.
+  n, h, w = ops.shape(x)[:3]
+  luma_q, chroma_q = quality_table(ops.broadcast_to(ops.reshape(quality, (-1,)), (n,)))
 
   x255 = x * 255.0
-  rgb = _value(tf.round(tf.clip_by_value(x255, 0.0, 255.0)), x255)
+  rgb = _value(ops.round(ops.clip(x255, 0.0, 255.0)), x255)
   # Whole 16x16 MCUs by edge replication: what jcsample.c (right) and jcprepct.c (bottom) do to
   # every plane the image's pixels reach.
   rgb = _replicate(_replicate(rgb, 1, _round_up(h, 16)), 2, _round_up(w, 16))
 
-  ycc_float = tf.einsum("nhwc,kc->nkhw", rgb, tf.constant(_RGB_TO_YCC, tf.float32))
-  ycc_float += tf.constant([0.0, 128.0, 128.0])[:, None, None]
-  ycc_exact = tf.floor((tf.einsum("nhwc,kc->nkhw", _exact(rgb), tf.constant(_RGB_TO_YCC_FIX))
-                        + tf.constant(_YCC_OFFSET_FIX)[:, None, None]) / 65536.0)
+  ycc_float = ops.einsum("nhwc,kc->nkhw", rgb, ops.convert_to_tensor(_RGB_TO_YCC, "float32"))
+  ycc_float += ops.convert_to_tensor([0.0, 128.0, 128.0], "float32")[:, None, None]
+  ycc_exact = ops.floor(
+      (ops.einsum("nhwc,kc->nkhw", _exact(rgb), ops.convert_to_tensor(_RGB_TO_YCC_FIX, "float64"))
+       + ops.convert_to_tensor(_YCC_OFFSET_FIX, "float64")[:, None, None]) / 65536.0)
   ycc = _value(ycc_exact, ycc_float)  # [N, 3, H16, W16]
 
   hc, wc = (h + 1) // 2, (w + 1) // 2  # the chroma planes' own size ("downsampled_width")
   chroma = _downsample(ycc[:, 1:])
   # jcprepct.c pads the downsampled planes' bottom by repeating their last real row.
-  chroma = tf.gather(chroma, tf.minimum(tf.range(tf.shape(chroma)[2]), hc - 1), axis=2)
+  chroma = ops.take(chroma, ops.minimum(ops.arange(ops.shape(chroma)[2]), hc - 1), axis=2)
 
   luma = _code_planes(ycc[:, :1], luma_q, rounding)[:, :, :h, :w]
   chroma = _upsample(_code_planes(chroma, chroma_q, rounding)[:, :, :hc, :wc], wc)
   chroma = chroma[:, :, :h, :w]
   out = _to_rgb(luma[:, 0], chroma[:, 0] - 128.0, chroma[:, 1] - 128.0)
-  out.set_shape(x.shape)
-  return out
+  # Gives TensorFlow back the static sizes that the dynamic-size slicing above may have lost
+  # (set_shape in backend-neutral form; a no-op reshape elsewhere).
+  return ops.reshape(out, ops.shape(x))
 
 
-@tf.custom_gradient
+@ops.custom_gradient
 def _zero_with_gradient(surrogate):
   """Zeros in the forward pass; the gradient goes to `surrogate` unchanged.
 
-  Not `surrogate - tf.stop_gradient(surrogate)`: that is zero only if both copies are computed
+  Not `surrogate - stop_gradient(surrogate)`: that is zero only if both copies are computed
   identically, which nothing promises once a compiler fuses them (an ulp left over would move a
   value off the integers the next stage floors). The forward pass also never needs `surrogate`.
   """
-  return tf.zeros_like(surrogate), lambda upstream: upstream
+
+  def grad(*args, upstream=None):
+    # TensorFlow and JAX pass the upstream gradient positionally, torch as `upstream=`.
+    return args[0] if upstream is None else upstream
+
+  return ops.zeros_like(surrogate), grad
 
 
 def _value(exact, surrogate):
   """`exact` (bit for bit) in the forward pass, with `surrogate`'s gradient."""
-  return tf.cast(tf.stop_gradient(exact), tf.float32) + _zero_with_gradient(surrogate)
+  return ops.cast(ops.stop_gradient(exact), "float32") + _zero_with_gradient(surrogate)
 
 
 def _exact(v):
   """A stage's forward value (small integers, exact in float32) for the float64 emulation."""
-  return tf.cast(tf.stop_gradient(v), tf.float64)
+  return ops.cast(ops.stop_gradient(v), "float64")
 
 
 def _round_up(size, multiple: int):
@@ -228,7 +264,7 @@ def _round_up(size, multiple: int):
 
 def _replicate(x, axis: int, size):
   """Extends `axis` to `size` by repeating its last entry (size >= the current length)."""
-  return tf.gather(x, tf.minimum(tf.range(size), tf.shape(x)[axis] - 1), axis=axis)
+  return ops.take(x, ops.minimum(ops.arange(size), ops.shape(x)[axis] - 1), axis=axis)
 
 
 def _floor_div(a, b):
@@ -238,43 +274,43 @@ def _floor_div(a, b):
   which can put an exact quotient k just below k. a + 1/2 moves the quotient by half the 1/b
   between the quotients integers can have, so no such rounding carries it across an integer.
   """
-  return tf.floor((a + 0.5) / b)
+  return ops.floor((a + 0.5) / b)
 
 
 def _descale(x, bits: int):
   """libjpeg's DESCALE: x / 2^bits rounded half up (exact on float64 integers)."""
-  return tf.floor((x + float(1 << (bits - 1))) * (1.0 / (1 << bits)))
+  return ops.floor((x + float(1 << (bits - 1))) * (1.0 / (1 << bits)))
 
 
 def _downsample(planes):
   """h2v2_downsample: 2x2 box average of `[N, P, 2h, 2w]`, rounded with bias 1, 2, 1, 2, ..."""
-  s = tf.shape(planes)
-  boxes = tf.reshape(planes, [s[0], s[1], s[2] // 2, 2, s[3] // 2, 2])
-  total = tf.reduce_sum(_exact(boxes), axis=[3, 5])
+  s = ops.shape(planes)
+  boxes = ops.reshape(planes, (s[0], s[1], s[2] // 2, 2, s[3] // 2, 2))
+  total = ops.sum(_exact(boxes), axis=(3, 5))
   # The bias alternates along each output row so that halves round up and down equally often.
-  bias = 1.0 + tf.cast(tf.range(s[3] // 2) % 2, tf.float64)
-  return _value(tf.floor((total + bias) / 4.0), tf.reduce_mean(boxes, axis=[3, 5]))
+  bias = 1.0 + ops.cast(ops.arange(s[3] // 2) % 2, "float64")
+  return _value(ops.floor((total + bias) / 4.0), ops.mean(boxes, axis=(3, 5)))
 
 
 def _to_blocks(planes):
   """`[N, P, H, W]` (multiples of 8) -> `[N, P, H/8, 8, W/8, 8]`."""
-  s = tf.shape(planes)
-  return tf.reshape(planes, [s[0], s[1], s[2] // 8, 8, s[3] // 8, 8])
+  s = ops.shape(planes)
+  return ops.reshape(planes, (s[0], s[1], s[2] // 8, 8, s[3] // 8, 8))
 
 
 def _from_blocks(blocks):
-  s = tf.shape(blocks)
-  return tf.reshape(blocks, [s[0], s[1], s[2] * 8, s[4] * 8])
+  s = ops.shape(blocks)
+  return ops.reshape(blocks, (s[0], s[1], s[2] * 8, s[4] * 8))
 
 
 def _vertical(matrix, blocks):
   """Applies `[8, 8]` matrix to each block's columns (axis -3)."""
-  return tf.einsum("ij,npbjcl->npbicl", tf.constant(matrix, blocks.dtype), blocks)
+  return ops.einsum("ij,npbjcl->npbicl", ops.convert_to_tensor(matrix, blocks.dtype), blocks)
 
 
 def _horizontal(matrix, blocks):
   """Applies `[8, 8]` matrix to each block's rows (the last axis)."""
-  return tf.einsum("kl,npbjcl->npbjck", tf.constant(matrix, blocks.dtype), blocks)
+  return ops.einsum("kl,npbjcl->npbjck", ops.convert_to_tensor(matrix, blocks.dtype), blocks)
 
 
 def _code_planes(planes, table, rounding: str):
@@ -293,15 +329,15 @@ def _code_planes(planes, table, rounding: str):
   # jfdctint.c: rows first, then columns; the result is 8x the orthonormal DCT.
   rows = _descale(_horizontal(_FDCT_ISLOW, _exact(blocks)), _CONST_BITS - _PASS1_BITS)
   dct8 = _descale(_vertical(_FDCT_ISLOW, rows), _CONST_BITS + _PASS1_BITS)
-  q8 = 8.0 * tf.cast(q, tf.float64)
+  q8 = 8.0 * ops.cast(q, "float64")
   coef_float = _horizontal(_DCT, _vertical(_DCT, blocks)) / q
   if rounding == "ste":
     # jcdctmgr.c's reciprocal division is exactly this: round half away from zero.
-    exact_coef = tf.sign(dct8) * _floor_div(tf.abs(dct8) + q8 / 2.0, q8)
+    exact_coef = ops.sign(dct8) * _floor_div(ops.abs(dct8) + q8 / 2.0, q8)
     coef = _value(exact_coef, coef_float)
   else:
     unrounded = _value(dct8 / q8, coef_float)
-    nearest = tf.stop_gradient(tf.sign(unrounded) * tf.floor(tf.abs(unrounded) + 0.5))
+    nearest = ops.stop_gradient(ops.sign(unrounded) * ops.floor(ops.abs(unrounded) + 0.5))
     coef = nearest + (unrounded - nearest) ** 3
   dequantized = coef * q
   samples_float = _horizontal(_DCT.T, _vertical(_DCT.T, dequantized)) + 128.0
@@ -312,24 +348,24 @@ def _code_planes(planes, table, rounding: str):
   else:
     # The coefficients are not integers, so there is no islow to emulate: libjpeg's output
     # stage on the real-valued IDCT (round half up, clamp).
-    samples = tf.floor(_exact(samples_float) + 0.5)
-  samples = _value(tf.clip_by_value(samples, 0.0, 255.0), samples_float)
+    samples = ops.floor(_exact(samples_float) + 0.5)
+  samples = _value(ops.clip(samples, 0.0, 255.0), samples_float)
   return _from_blocks(samples)
 
 
 def _neighbours(x, axis: int):
   """`x` shifted by one along `axis` both ways, edge replicated: (previous, next)."""
-  size = tf.shape(x)[axis]
-  index = tf.range(size)
-  return (tf.gather(x, tf.maximum(index - 1, 0), axis=axis),
-          tf.gather(x, tf.minimum(index + 1, size - 1), axis=axis))
+  size = ops.shape(x)[axis]
+  index = ops.arange(size)
+  return (ops.take(x, ops.maximum(index - 1, 0), axis=axis),
+          ops.take(x, ops.minimum(index + 1, size - 1), axis=axis))
 
 
 def _interleave(even, odd, axis: int):
   """Alternates `even` and `odd` along `axis` (doubling it)."""
-  s = tf.shape(even)
-  both = tf.stack([even, odd], axis=axis + 1)
-  return tf.reshape(both, tf.concat([s[:axis], [2 * s[axis]], s[axis + 1:]], 0))
+  s = ops.shape(even)
+  both = ops.stack([even, odd], axis=axis + 1)
+  return ops.reshape(both, s[:axis] + (2 * s[axis],) + s[axis + 1:])
 
 
 def _fancy(planes, exact: bool):
@@ -343,20 +379,20 @@ def _fancy(planes, exact: bool):
   left, right = _neighbours(rows, 3)
   even, odd = 3.0 * rows + left, 3.0 * rows + right
   if exact:
-    return _interleave(tf.floor((even + 8.0) / 16.0), tf.floor((odd + 7.0) / 16.0), 3)
+    return _interleave(ops.floor((even + 8.0) / 16.0), ops.floor((odd + 7.0) / 16.0), 3)
   return _interleave(even / 16.0, odd / 16.0, 3)
 
 
 def _box(planes):
   """h2v2_upsample: each sample repeated 2x2."""
-  s = tf.shape(planes)
-  planes = tf.gather(planes, tf.range(2 * s[2]) // 2, axis=2)
-  return tf.gather(planes, tf.range(2 * s[3]) // 2, axis=3)
+  s = ops.shape(planes)
+  planes = ops.take(planes, ops.arange(2 * s[2]) // 2, axis=2)
+  return ops.take(planes, ops.arange(2 * s[3]) // 2, axis=3)
 
 
 def _upsample(planes, width):
   """The decoder's chroma upsampling of `[N, P, h, w]` to `[N, P, 2h, 2w]`; `width` is w (an int
-  when static, else a scalar tensor).
+  when static, else a scalar tensor: only on TensorFlow).
 
   jdsample.c uses the triangle filter unless a plane is at most 2 samples wide.
   """
@@ -365,18 +401,18 @@ def _upsample(planes, width):
   fancy = _value(_fancy(_exact(planes), True), _fancy(planes, False))
   if isinstance(width, int):
     return fancy
-  return tf.where(width > 2, fancy, _box(planes))
+  return ops.where(width > 2, fancy, _box(planes))
 
 
 def _to_rgb(y, cb, cr):
   """jdcolor.c's YCbCr -> RGB of `[N, H, W]` planes (Cb, Cr centred on 0), clamped, in [0, 1]."""
-  float_rgb = tf.stack([y + 1.402 * cr, y - 0.34414 * cb - 0.71414 * cr, y + 1.772 * cb], -1)
+  float_rgb = ops.stack([y + 1.402 * cr, y - 0.34414 * cb - 0.71414 * cr, y + 1.772 * cb], -1)
   ey, ecb, ecr = _exact(y), _exact(cb), _exact(cr)
-  exact_rgb = tf.stack([
-      ey + tf.floor((_fix16(1.402) * ecr + 32768.0) / 65536.0),
-      ey + tf.floor((-_fix16(0.34414) * ecb - _fix16(0.71414) * ecr + 32768.0) / 65536.0),
-      ey + tf.floor((_fix16(1.772) * ecb + 32768.0) / 65536.0)], -1)
-  exact_rgb = tf.cast(tf.clip_by_value(exact_rgb, 0.0, 255.0), tf.float32)
+  exact_rgb = ops.stack([
+      ey + ops.floor((_fix16(1.402) * ecr + 32768.0) / 65536.0),
+      ey + ops.floor((-_fix16(0.34414) * ecb - _fix16(0.71414) * ecr + 32768.0) / 65536.0),
+      ey + ops.floor((_fix16(1.772) * ecb + 32768.0) / 65536.0)], -1)
+  exact_rgb = ops.cast(ops.clip(exact_rgb, 0.0, 255.0), "float32")
   # A product, not x / 255: Grappler and XLA rewrite that division into this product, so only
   # this gives the same bits eagerly, in a tf.function and under XLA.
   return _value(exact_rgb * (1.0 / 255.0), float_rgb * (1.0 / 255.0))

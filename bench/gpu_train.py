@@ -27,6 +27,7 @@ def run(precision: str, args, devices) -> dict:
   import tensorflow as tf
 
   from fgrn_tf import config
+  from fgrn_tf.data import patches as patch_data
   from fgrn_tf.data import pipeline
   from fgrn_tf.train import trainer
 
@@ -35,7 +36,7 @@ def run(precision: str, args, devices) -> dict:
   exp = config.Experiment(model_cfg, config.TrainConfig(
       batch_size=args.batch, patch_size=args.patch, precision=precision))
   model = trainer.build_model(exp, strategy)
-  image_set = pipeline.load_images(pipeline.resolve_files(()), args.patch)
+  image_set = patch_data.load_images(patch_data.resolve_files(()), args.patch)
   data = pipeline.training_dataset(image_set, 2, args.batch, args.patch)
   model.fit(data, steps_per_epoch=args.warmup, epochs=1, verbose=0, shuffle=False)  # tracing
   gpus = [d for d in devices if "GPU" in d]

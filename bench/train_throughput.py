@@ -75,7 +75,7 @@ def main(argv=None) -> int:
   common.configure_tf()  # TF's default threads
 
   from fgrn_tf import config
-  from fgrn_tf.data import pipeline
+  from fgrn_tf.data import patches as patch_data
   from fgrn_tf.evaluate.inputs import default_data_root
 
   dirs = [d for d in args.data_dirs.split(",") if d]
@@ -87,8 +87,8 @@ def main(argv=None) -> int:
   patches = [int(p) for p in args.patches.split(",")]
   if args.quick:
     patches, args.steps, args.warmup = [32], 3, 2
-  image_files = pipeline.resolve_files(dirs)
-  image_set = pipeline.load_images(image_files, max(patches))
+  image_files = patch_data.resolve_files(dirs)
+  image_set = patch_data.load_images(image_files, max(patches))
   print(f"data: {', '.join(dirs) or 'built-in images'}: {image_set.summary()}")
   load_before = os.getloadavg()
   rows = []

@@ -30,10 +30,10 @@ MIRRORED_SCRIPT = textwrap.dedent("""
   import numpy as np
   from fgrn_tf import config, distribute
   from fgrn_tf.train import trainer
-  from fgrn_tf.data import images, pipeline
+  from fgrn_tf.data import images, patches, pipeline
 
   exp = config.preset("smoke").replace(train={"batch_size": 4, "patch_size": 16})
-  image_set = pipeline.load_images(images.list_images(sys.argv[1]), 16)
+  image_set = patches.load_images(images.list_images(sys.argv[1]), 16)
 
   def run(strategy):
     model = trainer.build_model(exp, strategy)

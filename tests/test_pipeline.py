@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fgrn_tf.data import defaults, images, pipeline
+from fgrn_tf.data import defaults, images, patches, pipeline
 
 
 def _coded_image(h, w, tag):
@@ -48,7 +48,7 @@ def _find_source(patch, sources):
 def coded_set(tmp_path):
   sources = {1: _coded_image(40, 52, 1), 2: _coded_image(48, 36, 2)}
   paths = [_write(tmp_path / "train", f"{t}.png", im) for t, im in sources.items()]
-  return sources, pipeline.load_images(paths, min_size=16)
+  return sources, patches.load_images(paths, min_size=16)
 
 
 def _batches(image_set, n, scale=2, batch=4, patch=16, seed=0):
@@ -94,7 +94,7 @@ def test_same_seed_gives_same_batches(coded_set):
 
 def test_streamed_images_give_the_same_kind_of_batches(coded_set):
   sources, image_set = coded_set
-  streamed = pipeline.load_images(image_set.paths, min_size=16, cache_limit_bytes=1)
+  streamed = patches.load_images(image_set.paths, min_size=16, cache_limit_bytes=1)
   assert not streamed.cached and image_set.cached
   b = _batches(streamed, 1, batch=4, patch=16)[0]
   assert b.shape == (4, 16, 16, 3)
@@ -107,10 +107,10 @@ def test_bad_and_small_files_are_skipped_named_and_counted(tmp_path, caplog):
   small = _write(folder, "small.png", _coded_image(10, 40, 2))
   (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
   (folder / "empty.jpg").write_bytes(b"")
-  files = pipeline.resolve_files([str(folder)])
+  files = patches.resolve_files([str(folder)])
   assert len(files) == 4
   with caplog.at_level(logging.WARNING):
-    image_set = pipeline.load_images(files, min_size=16)
+    image_set = patches.load_images(files, min_size=16)
   assert image_set.paths == [good]
   assert image_set.too_small == [small]
   assert sorted(p for p, _ in image_set.bad) == [str(folder / "corrupt.png"),
@@ -122,8 +122,8 @@ def test_bad_and_small_files_are_skipped_named_and_counted(tmp_path, caplog):
 
 def test_no_usable_image_is_an_error(tmp_path):
   small = _write(tmp_path, "small.png", _coded_image(8, 8, 1))
-  with pytest.raises(pipeline.DataError, match="no usable training image"):
-    pipeline.load_images([small], min_size=16)
+  with pytest.raises(patches.DataError, match="no usable training image"):
+    patches.load_images([small], min_size=16)
 
 
 @pytest.mark.parametrize("make", ["missing", "empty", "no_images"])
@@ -133,8 +133,8 @@ def test_missing_or_empty_folder_is_a_clear_error(tmp_path, make):
     folder.mkdir()
   if make == "no_images":
     (folder / "notes.txt").write_text("not an image")
-  with pytest.raises(pipeline.DataError, match=str(folder)):
-    pipeline.resolve_files([str(folder)])
+  with pytest.raises(patches.DataError, match=str(folder)):
+    patches.resolve_files([str(folder)])
 
 
 def test_gray_alpha_and_16_bit_become_8_bit_rgb(tmp_path):
@@ -142,7 +142,7 @@ def test_gray_alpha_and_16_bit_become_8_bit_rgb(tmp_path):
   rgba = np.dstack([_coded_image(20, 20, 5), np.zeros((20, 20), np.uint8)])
   alpha = _write(tmp_path, "alpha.png", rgba)
   deep = _write(tmp_path, "deep.png", np.full((20, 20, 3), 65535, np.uint16))
-  image_set = pipeline.load_images([gray, alpha, deep], min_size=16)
+  image_set = patches.load_images([gray, alpha, deep], min_size=16)
   g, a, d = image_set.arrays
   assert g.shape == (20, 20, 3) and (g == 77).all()
   np.testing.assert_array_equal(a, _coded_image(20, 20, 5))
@@ -151,21 +151,21 @@ def test_gray_alpha_and_16_bit_become_8_bit_rgb(tmp_path):
 
 def test_holdout_is_fixed_whatever_the_order_and_too_many_is_an_error():
   files = [f"f{i}.png" for i in range(10)]
-  train, held = pipeline.holdout_split(files, 3)
+  train, held = patches.holdout_split(files, 3)
   assert len(held) == 3 and not set(held) & set(train) and len(train) == 7
-  assert pipeline.holdout_split(files, 3) == (train, held)
-  assert pipeline.holdout_split(files, 0) == (files, [])
-  with pytest.raises(pipeline.DataError, match="cannot hold 10"):
-    pipeline.holdout_split(files, 10)
+  assert patches.holdout_split(files, 3) == (train, held)
+  assert patches.holdout_split(files, 0) == (files, [])
+  with pytest.raises(patches.DataError, match="cannot hold 10"):
+    patches.holdout_split(files, 10)
 
 
 def test_validation_images_are_centre_crops_on_the_scale_grid(tmp_path):
   big = _write(tmp_path, "big.png", _coded_image(50, 61, 1))
   tiny = _write(tmp_path, "tiny.png", _coded_image(6, 6, 2))
-  kept, skipped = pipeline.validation_images([big, tiny], scale=4, crop=24)
+  kept, skipped = patches.validation_images([big, tiny], scale=4, crop=24)
   assert len(kept) == 1 and len(skipped) == 1 and "tiny.png" in skipped[0]
   np.testing.assert_array_equal(kept[0], _coded_image(50, 61, 1)[13:37, 18:42])
-  whole, _ = pipeline.validation_images([big], scale=4, crop=0)
+  whole, _ = patches.validation_images([big], scale=4, crop=0)
   assert whole[0].shape == (48, 60, 3)
 
 

@@ -18,7 +18,7 @@ from helpers import ROOT, image_folder, losses_on_a_fixed_batch, train_command, 
 from fgrn_tf import config
 from fgrn_tf import workdir as wd
 from fgrn_tf.cli import config_fields
-from fgrn_tf.data import pipeline
+from fgrn_tf.data import patches, pipeline
 from fgrn_tf.train import trainer
 from fgrn_tf.train.callbacks import current_step, save_weights
 
@@ -266,7 +266,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_weights(tmp_path, monkeypatch, e
 
 
 def test_missing_data_folder_fails_before_building_anything(tmp_path):
-  with pytest.raises(pipeline.DataError, match="no such folder"):
+  with pytest.raises(patches.DataError, match="no such folder"):
     trainer.train(_smoke(str(tmp_path / "nothing")), tmp_path / "run")
   assert not (tmp_path / "run" / wd.CONFIG).exists()
 
@@ -320,7 +320,7 @@ def test_workdir_lock_names_its_holder_and_is_free_once_released(tmp_path):
 
 
 def test_a_run_that_fails_on_a_new_workdir_leaves_no_folder_behind(tmp_path):
-  with pytest.raises(pipeline.DataError):
+  with pytest.raises(patches.DataError):
     trainer.train(_smoke(str(tmp_path / "nothing")), tmp_path / "run")
   assert not (tmp_path / "run").exists()
 

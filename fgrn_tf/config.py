@@ -23,6 +23,8 @@ CODEC_GRADIENTS = typing.get_args(CodecGradient)
 CodecRounding = Literal["cubic", "ste"]
 Precision = Literal["float32", "mixed_bfloat16", "mixed_float16"]
 PRECISIONS = typing.get_args(Precision)
+# The Keras backends FGRN trains on (it runs inference on any).
+BACKENDS = ("tensorflow", "jax")
 
 
 class ConfigError(FGRNError, ValueError):

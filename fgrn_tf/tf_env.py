@@ -40,8 +40,9 @@ DEFAULTS = {
 QUIET_DEFAULTS = {"OPENCV_LOG_LEVEL": "ERROR"}
 VERBOSE_VARIABLE = "FGRN_VERBOSE"
 # Python loggers whose INFO lines reach absl's handler (the root logger's) and so stderr:
-# matplotlib's "generated new fontManager" on a machine's first figure.
-QUIET_PYTHON_LOGGERS = ("matplotlib",)
+# matplotlib's "generated new fontManager" on a machine's first figure; JAX's "Unable to
+# initialize backend 'tpu'" on every machine without one.
+QUIET_PYTHON_LOGGERS = ("matplotlib", "jax")
 
 # Whole lines (without their newline) that the stderr filter drops. Anything else is passed on:
 # an unknown line may be the one that explains a failure.

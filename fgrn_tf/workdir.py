@@ -5,7 +5,8 @@ Layout (written by `train.trainer`, read by evaluation, export and the command-l
   config.json           the Experiment (model + training recipe) as JSON
   best.weights.h5       weights with the best validation PSNR so far
   last.weights.h5       weights at the end of the last finished epoch
-  train_state.json      step, best/last validation PSNR, training time over all sittings
+  train_state.json      step, best/last validation PSNR, training time over all sittings, backend
+  history.jsonl         one line per epoch: step, time, losses, gradient norm, validation PSNRs
   backup/               weights + Adam state + step for resuming (not for inference)
   tensorboard/          summaries
   train.lock            held (flock) by the run training in it; says which process that is
@@ -31,6 +32,7 @@ CONFIG = "config.json"
 BEST_WEIGHTS = "best.weights.h5"
 LAST_WEIGHTS = "last.weights.h5"
 STATE = "train_state.json"
+HISTORY = "history.jsonl"
 BACKUP = "backup"
 BACKUP_WEIGHTS = "latest.weights.h5"  # the chief's; worker i keeps worker<i>.weights.h5
 TENSORBOARD = "tensorboard"

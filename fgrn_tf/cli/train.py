@@ -8,6 +8,7 @@ field's description; the preset + flags -> Experiment rule is `Experiment.with_o
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
@@ -15,7 +16,10 @@ from absl import flags
 
 from fgrn_tf import config
 from fgrn_tf.cli import common_flags, config_fields, entry
+from fgrn_tf.config import BACKENDS
 from fgrn_tf.errors import UsageError
+
+INSTALL = {"tensorflow": "tensorflow-cpu==2.21.0", "jax": "jax[cpu]==0.10.2"}
 
 _KINDS = {"int": flags.DEFINE_integer, "float": flags.DEFINE_float, "bool": flags.DEFINE_bool,
           "str": flags.DEFINE_string, "list": flags.DEFINE_list}
@@ -26,6 +30,10 @@ _WORKDIR = flags.DEFINE_string("workdir", None,
                                "Run folder (config, weights, backup, TensorBoard). Rerun the same "
                                "command to continue. Default: runs/<preset>.")
 _MAX_PIXELS = common_flags.max_pixels()
+_BACKEND = flags.DEFINE_enum(
+    "backend", None, list(BACKENDS),
+    "Keras backend to train on: tensorflow (tf.distribute, TensorBoard) or jax (JAX's devices "
+    "through Keras' DataParallel; docs/training.md). Default: $KERAS_BACKEND, else tensorflow.")
 
 
 def _define(field: config_fields.OverrideField) -> flags.FlagHolder:
@@ -47,10 +55,27 @@ def experiment_from_flags() -> config.Experiment:
   return config.preset(_PRESET.value).with_overrides(**given)
 
 
+def choose_backend(flag: str | None) -> str:
+  """Sets KERAS_BACKEND (before anything imports Keras) from --backend or the environment;
+  UsageError (one line) for an unknown backend or one that is not installed."""
+  backend = flag or os.environ.get("KERAS_BACKEND") or "tensorflow"
+  if backend not in BACKENDS:
+    raise UsageError(f"KERAS_BACKEND={backend}: FGRN trains on {' or '.join(BACKENDS)}")
+  if importlib.util.find_spec(backend) is None:
+    raise UsageError(f"the {backend} backend is not installed: pip install "
+                     f"'{INSTALL[backend]}' (BUILD.md)")
+  if "keras" in sys.modules and sys.modules["keras"].backend.backend() != backend:
+    raise UsageError(f"Keras runs on {sys.modules['keras'].backend.backend()} in this process "
+                     f"already; cannot switch to {backend}")
+  os.environ["KERAS_BACKEND"] = backend
+  return backend
+
+
 def _main(argv: list[str]) -> int:
   if len(argv) > 1:
     raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
   experiment = experiment_from_flags()
+  backend = choose_backend(_BACKEND.value)
   from fgrn_tf.data import images
 
   images.set_max_pixels(_MAX_PIXELS.value, flag="--max_pixels")  # before Keras imports cv2
@@ -62,7 +87,7 @@ def _main(argv: list[str]) -> int:
   try:
     trainer.check_experiment(experiment)
     # The strategy before other TensorFlow work: a multi-worker one must come first.
-    strategy = distribute.choose_strategy()
+    strategy = distribute.choose_strategy() if backend == "tensorflow" else None
     summary = trainer.train(experiment, workdir, strategy=strategy)
   except KeyboardInterrupt:
     # Not entry's plain "interrupted": the user wants to know that nothing is lost.

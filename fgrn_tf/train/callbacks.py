@@ -1,15 +1,18 @@
-"""The Keras callbacks of an FGRN training run (Li et al., BMVC 2021): validation, backups,
-TensorBoard and the progress line, each run after every epoch (`steps_per_epoch` steps)."""
+"""The Keras callbacks of an FGRN training run (Li et al., BMVC 2021): validation, backups, the
+history log, TensorBoard (TensorFlow) and the progress line, each run after every epoch
+(`steps_per_epoch` steps), on every backend (Keras' JAX trainer puts the trained state back into
+the model's variables before the epoch's callbacks)."""
 
 from __future__ import annotations
 
+import json
 import math
 import pathlib
 import time
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from fgrn_tf import files
 from fgrn_tf import workdir as wd
@@ -19,7 +22,7 @@ from fgrn_tf.progress import Progress
 
 
 def current_step(model) -> int:
-  return int(model.optimizer.iterations.numpy())
+  return int(ops.convert_to_numpy(model.optimizer.iterations))
 
 
 def format_duration(seconds: float) -> str:
@@ -53,15 +56,21 @@ class Validation(keras.callbacks.Callback):
 
   def __init__(self, hr_images):
     super().__init__()
-    self.hr = [tf.constant(im[None], tf.float32) / 255.0 for im in hr_images]
+    self.hr = [ops.convert_to_tensor(im[None].astype(np.float32) / 255.0) for im in hr_images]
     self.bic = None  # the guidance targets, once the model (hence the scale) is known
     self.last = None  # (hr, lr, bic, sr) of the first image, for TensorBoard
 
   def set_model(self, model):
     super().set_model(model)
     self.bic = [model.guidance_target(h) for h in self.hr]
-    # No Python control flow to convert; one trace per image size.
-    self._roundtrip = tf.function(model.test_roundtrip, reduce_retracing=True, autograph=False)
+    self._roundtrip = model.test_roundtrip
+    if keras.backend.backend() == "tensorflow":
+      import tensorflow as tf  # loaded already by the backend
+
+      # No Python control flow to convert; one trace per image size. (On JAX the model runs
+      # eagerly here: a jitted function would keep the weights it was traced with.)
+      self._roundtrip = tf.function(model.test_roundtrip, reduce_retracing=True,
+                                    autograph=False)
 
   def evaluate(self) -> dict:
     psnr, lr_psnr, jpeg = [], [], []
@@ -72,8 +81,7 @@ class Validation(keras.callbacks.Callback):
       if "psnr_jpeg" in out:
         jpeg.append(float(out["psnr_jpeg"][0]))
       if i == 0:
-        self.last = (hr, out["lr"], tf.clip_by_value(bic, 0.0, 1.0),
-                     tf.clip_by_value(out["sr"], 0.0, 1.0))
+        self.last = (hr, out["lr"], ops.clip(bic, 0.0, 1.0), ops.clip(out["sr"], 0.0, 1.0))
     logs = {"val_psnr": float(np.mean(psnr)), "val_lr_psnr": float(np.mean(lr_psnr))}
     if jpeg:
       logs["val_psnr_jpeg"] = float(np.mean(jpeg))
@@ -86,7 +94,8 @@ class Validation(keras.callbacks.Callback):
 
 class Checkpoints(keras.callbacks.Callback):
   """After each epoch: best/last weights (chief only, without optimizer state), then the backup
-  (weights + Adam + step; each worker its own), then train_state.json. All atomic."""
+  (weights + Adam + step; each worker its own), then train_state.json (all atomic), and a line
+  of the epoch's figures appended to history.jsonl (the chief's)."""
 
   def __init__(self, workdir, experiment: Experiment, backup_path, chief: bool, state: dict,
                started: float):
@@ -126,8 +135,12 @@ class Checkpoints(keras.callbacks.Callback):
           step=step, epoch=epoch + 1, last_val_psnr=val, last_val_lr_psnr=logs.get("val_lr_psnr"),
           **({"last_val_psnr_jpeg": logs["val_psnr_jpeg"]} if "val_psnr_jpeg" in logs else {}),
           train_seconds=self.seconds_before + time.time() - self.started,
-          complete=step >= self.experiment.train.steps)
+          complete=step >= self.experiment.train.steps, backend=keras.backend.backend())
       wd.write_state(self.workdir, self.state)
+      line = {"step": step, "seconds": round(self.state["train_seconds"], 1),
+              **{k: round(_scalar(v), 6) for k, v in logs.items()}}
+      with open(self.workdir / wd.HISTORY, "a") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 class Summaries(keras.callbacks.Callback):
@@ -137,10 +150,14 @@ class Summaries(keras.callbacks.Callback):
 
   def __init__(self, logdir, validation: Validation | None):
     super().__init__()
+    import tensorflow as tf  # TensorBoard's writer: only where TensorFlow is the backend
+
+    self.tf = tf
     self.writer = tf.summary.create_file_writer(str(logdir))
     self.validation = validation
 
   def on_epoch_end(self, epoch, logs=None):
+    tf = self.tf
     step = current_step(self.model)
     opt = self.model.optimizer
     with self.writer.as_default(step=step):

@@ -10,6 +10,7 @@ partial file. The strategy is `fgrn_tf.distribute`'s, the callbacks `fgrn_tf.tra
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import pathlib
@@ -17,17 +18,20 @@ import sys
 import time
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 from fgrn_tf import distribute, files
 from fgrn_tf import workdir as wd
-from fgrn_tf.config import Experiment
-from fgrn_tf.data import pipeline
+from fgrn_tf.config import BACKENDS, Experiment
+from fgrn_tf.data import patches
 from fgrn_tf.errors import FGRNError, one_line
-from fgrn_tf.models import precision
+from fgrn_tf.models import jpeg, precision
 from fgrn_tf.models.fgrn import FGRN
 from fgrn_tf.runtime import shipped
 from fgrn_tf.train import callbacks as cb
+
+if keras.backend.backend() == "tensorflow":  # tf.data: TensorFlow's input pipeline only
+  from fgrn_tf.data import pipeline
 
 # Recipe fields that may change when a run is continued: its length and schedule (a run that
 # turns out slower or faster than planned), moved data.
@@ -41,8 +45,14 @@ class TrainError(FGRNError, RuntimeError):
 # ---- configuration checks --------------------------------------------------------------------
 
 def check_experiment(experiment: Experiment) -> None:
-  """Raises TrainError (one line) for a recipe that cannot train."""
+  """Raises TrainError (one line) for a recipe that cannot train (on this Keras backend)."""
   m, t = experiment.model, experiment.train
+  backend = keras.backend.backend()
+  if backend not in BACKENDS:
+    raise TrainError(f"FGRN trains on the {' or '.join(BACKENDS)} Keras backend, not {backend}")
+  if backend == "jax" and t.precision == "mixed_float16":
+    raise TrainError("mixed_float16 (dynamic loss scaling) is for TensorFlow on NVIDIA GPUs; on "
+                     "JAX use --precision mixed_bfloat16")
   if t.patch_size % m.scale:
     raise TrainError(f"patch size {t.patch_size} is not a multiple of the scale {m.scale} "
                      f"(try {t.patch_size - t.patch_size % m.scale or m.scale})")
@@ -92,14 +102,19 @@ def learning_rate_schedule(train_cfg):
 
 
 def build_model(experiment: Experiment, strategy=None) -> FGRN:
-  """FGRN compiled with Adam + the halving schedule, its variables and Adam's slots built."""
+  """FGRN compiled with Adam + the halving schedule, its variables and Adam's slots built
+  (under `strategy`'s scope on TensorFlow)."""
   keras.utils.set_random_seed(experiment.train.seed)
-  with (strategy or tf.distribute.get_strategy()).scope():
+  jax = keras.backend.backend() == "jax"
+  if jax and experiment.model.trains_through_codec:
+    jpeg.require_float64()  # the codec's exact track; before any array is made
+  with strategy.scope() if strategy is not None else contextlib.nullcontext():
     model = FGRN(experiment.model, precision=experiment.train.precision)
     adam = keras.optimizers.Adam(learning_rate_schedule(experiment.train))
-    # No XLA: slower on CPU, fails on logical CPUs (docs/tf_notes.md, Training).
+    # TensorFlow without XLA: slower on CPU, fails on logical CPUs (docs/tf_notes.md,
+    # Training). JAX always compiles its step (op by op it would crawl).
     model.compile(optimizer=precision.optimizer(adam, experiment.train.precision),
-                  jit_compile=False)
+                  jit_compile=jax)
     model.optimizer.build(model.trainable_variables)
   return model
 
@@ -150,26 +165,33 @@ def train(experiment: Experiment, workdir, strategy=None, stream=None) -> Summar
     experiment: model and recipe (`config.preset(...)` with overrides).
     workdir: the run's folder; created if needed. If it holds a run of the same experiment,
       training continues from its last backup.
-    strategy: a `tf.distribute.Strategy` (default: `distribute.choose_strategy()`).
+    strategy: on TensorFlow a `tf.distribute.Strategy` (default:
+      `distribute.choose_strategy()`); on JAX unused: every device takes a share of the batch
+      (`distribute.jax_data_parallel`).
     stream: where progress goes (default stdout).
 
   Returns:
-    A Summary. Raises TrainError / pipeline.DataError (one-line messages) on bad input, a
+    A Summary. Raises TrainError / patches.DataError (one-line messages) on bad input, a
     workdir another run holds, a file that cannot be written, or a loss that became NaN or
     infinite (the weights on disk stay the last good ones).
   """
   stream = stream or sys.stdout
   check_experiment(experiment)
   workdir = pathlib.Path(workdir)
-  strategy = strategy or distribute.choose_strategy()
-  chief, worker_index, _ = distribute.worker_info(strategy)
+  if keras.backend.backend() == "jax":
+    strategy, replicas = None, distribute.jax_data_parallel()
+    chief, worker_index, _ = distribute.jax_worker_info()
+  else:
+    strategy = strategy or distribute.choose_strategy()
+    replicas = strategy.num_replicas_in_sync
+    chief, worker_index, _ = distribute.worker_info(strategy)
   # Workers of one cluster may share the workdir: the chief locks it (and everything only it
   # writes), each other worker locks only the backup it writes, so a second cluster or a
   # second plain run on the same workdir is refused while the first one's workers all run.
   lock_name = wd.LOCK if chief else f"train.worker{worker_index}.lock"
   try:
     with wd.lock(workdir, lock_name):
-      return _train(experiment, workdir, strategy, chief, worker_index, stream)
+      return _train(experiment, workdir, strategy, replicas, chief, worker_index, stream)
   except wd.WorkdirBusyError as e:
     raise TrainError(str(e)) from None
   except OSError as e:
@@ -187,6 +209,9 @@ def _check_workdir(experiment: Experiment, workdir: pathlib.Path, stream) -> boo
   except wd.WorkdirError as e:
     raise TrainError(f"{e}; use a new --workdir") from None
   changes = check_resumable(saved, experiment)
+  started_on = wd.read_state(workdir).get("backend")
+  if started_on and started_on != keras.backend.backend():
+    changes.append(f"backend: {started_on} -> {keras.backend.backend()}")
   if changes:
     print(f"continuing with changed settings: {'; '.join(changes)}", file=stream)
   return wd.read_state(workdir).get("step", 0) >= experiment.train.steps
@@ -222,20 +247,19 @@ def _init_weights(model: FGRN, init_from: str) -> pathlib.Path:
   if differ:
     raise TrainError(f"--init_from {path}: another network ({', '.join(differ)} differ)")
   for mine_v, theirs_v in zip(model.weights, source.weights, strict=True):
-    mine_v.assign(tf.cast(theirs_v, mine_v.dtype))  # shipped weights are stored in float16
+    mine_v.assign(ops.cast(theirs_v, mine_v.dtype))  # shipped weights are stored in float16
   return path
 
 
-def _train(experiment: Experiment, workdir: pathlib.Path, strategy, chief: bool,
+def _train(experiment: Experiment, workdir: pathlib.Path, strategy, replicas: int, chief: bool,
            worker_index: int, stream) -> Summary:
   t = experiment.train
   state = wd.read_state(workdir)
   if _check_workdir(experiment, workdir, stream):
     return Summary.from_state(state, t.steps, 0.0, True)
-  if t.batch_size % strategy.num_replicas_in_sync:
-    raise TrainError(f"batch size {t.batch_size} does not split over "
-                     f"{strategy.num_replicas_in_sync} replicas")
-  image_set, val_images = pipeline.load_training_and_validation(t, experiment.model.scale)
+  if t.batch_size % replicas:
+    raise TrainError(f"batch size {t.batch_size} does not split over {replicas} replicas")
+  image_set, val_images = patches.load_training_and_validation(t, experiment.model.scale)
   print(image_set.summary() + f"; {len(val_images)} validation images", file=stream)
 
   backup = wd.backup_path(workdir, chief, worker_index)
@@ -257,14 +281,16 @@ def _train(experiment: Experiment, workdir: pathlib.Path, strategy, chief: bool,
   elif state:
     state = {}  # a state file without a backup belongs to an earlier, discarded run
 
-  dataset = pipeline.training_dataset(image_set, experiment.model.scale, t.batch_size,
-                                      t.patch_size, seed=t.seed, worker_index=worker_index,
-                                      start_step=start)
+  stream_of = (pipeline.training_dataset if strategy is not None else patches.numpy_batches)
+  dataset = stream_of(image_set, experiment.model.scale, t.batch_size, t.patch_size, seed=t.seed,
+                      worker_index=worker_index, start_step=start)
+  if strategy is None:
+    dataset = ((batch,) for batch in dataset)  # Keras takes a generator of (x,) tuples
   validation = cb.Validation(val_images) if val_images else None
   started = time.time()
   callbacks = [keras.callbacks.TerminateOnNaN(raise_error=True)]
   callbacks += [validation] if validation else []
-  if chief:
+  if chief and strategy is not None:  # TensorBoard's writer needs TensorFlow
     callbacks.append(cb.Summaries(workdir / wd.TENSORBOARD, validation))
   callbacks.append(cb.Checkpoints(workdir, experiment, backup, chief, state, started))
   if chief:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import keras
 
-BACKENDS = ("tensorflow", "jax")
+from fgrn_tf.config import BACKENDS
 
 if keras.backend.backend() == "jax":
   from fgrn_tf.models.steps.jax_step import TrainStep

@@ -24,6 +24,8 @@ import pathlib
 import socket
 import zipfile
 
+import numpy as np
+
 from fgrn_tf import files
 from fgrn_tf.config import Experiment
 from fgrn_tf.errors import FGRNError, one_line
@@ -166,6 +168,29 @@ def load_model(path, precision: str = "float32"):
     raise WorkdirError(f"{weights}: cannot load into the network of {path / CONFIG} "
                        f"({one_line(e)})") from None
   return model
+
+
+def half_precision_weights(src: pathlib.Path, dst: pathlib.Path) -> None:
+  """Copies a Keras .weights.h5 file with its float32 arrays stored as float16 (shipped
+  models and GPU runs' results; Keras casts them back to float32 when loading)."""
+  import h5py
+
+  with h5py.File(src, "r") as fin, h5py.File(dst, "w") as fout:
+    for key, value in fin.attrs.items():
+      fout.attrs[key] = value
+
+    def copy(name, obj):
+      if isinstance(obj, h5py.Dataset):
+        data = obj[()]
+        if isinstance(data, np.ndarray) and data.dtype == np.float32:
+          data = data.astype(np.float16)
+        out = fout.create_dataset(name, data=data)
+      else:
+        out = fout.require_group(name)
+      for key, value in obj.attrs.items():
+        out.attrs[key] = value
+
+    fin.visititems(copy)
 
 
 # ---- the lock ------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Packs a trained run as a shipped model: `models/fgrn_x<s>/`, what the tools load by default.
+"""Packs a trained run as a shipped model: `fgrn_tf/shipped_models/fgrn_x<s>/` (package data,
+bundled in the wheel), what the tools load by default.
 
 A shipped model is a training workdir that the command-line tool, `fgrn-eval` and `fgrn-export`
 load like any other (config.json + best.weights.h5), plus its float16 TFLite halves in
@@ -20,8 +21,6 @@ import pathlib
 import shutil
 from collections.abc import Callable
 
-import numpy as np
-
 from fgrn_tf.data import images
 from fgrn_tf.export import ExportError, exporter, folders, inputs
 from fgrn_tf.export.agreement import agreement, reference
@@ -29,7 +28,7 @@ from fgrn_tf.export.model_card import CARD as MODEL_CARD
 from fgrn_tf.export.model_card import CARD_DIR
 from fgrn_tf.runtime.backends import KerasBackend
 from fgrn_tf.runtime.shipped import default_model_path
-from fgrn_tf.workdir import BEST_WEIGHTS, CONFIG, weights_path
+from fgrn_tf.workdir import BEST_WEIGHTS, CONFIG, half_precision_weights, weights_path
 
 SIZE_LIMIT_BYTES = 25 * 10**6
 EXPORT_SUBDIR = "export"
@@ -38,28 +37,6 @@ NO_FORMATS = "none"  # the weights alone
 KEPT_FILES = ("config.json", "train_state.json")
 # What a training run leaves that a shipped model never holds.
 TRAINING_ONLY = ("last.weights.h5", "backup", "tensorboard")
-
-
-def half_precision_weights(src: pathlib.Path, dst: pathlib.Path) -> None:
-  """Copies a Keras .weights.h5 file with its float32 arrays stored as float16."""
-  import h5py
-
-  with h5py.File(src, "r") as fin, h5py.File(dst, "w") as fout:
-    for key, value in fin.attrs.items():
-      fout.attrs[key] = value
-
-    def copy(name, obj):
-      if isinstance(obj, h5py.Dataset):
-        data = obj[()]
-        if isinstance(data, np.ndarray) and data.dtype == np.float32:
-          data = data.astype(np.float16)
-        out = fout.create_dataset(name, data=data)
-      else:
-        out = fout.require_group(name)
-      for key, value in obj.attrs.items():
-        out.attrs[key] = value
-
-    fin.visititems(copy)
 
 
 def tree_bytes(folder: pathlib.Path) -> int:
@@ -105,7 +82,7 @@ def ship_path(workdir, dest=None, check_dir=None, check_count: int = 5,
 
   Args:
     workdir: the training workdir (its best weights are shipped).
-    dest: the folder to write; default models/fgrn_x<scale>.
+    dest: the folder to write; default the bundled fgrn_x<scale> (`shipped.default_model_path`).
     check_dir: images to check the shipped files on (default: the run's validation folder,
       else its training images).
     check_count: how many check images to use.
@@ -134,7 +111,8 @@ def ship_path(workdir, dest=None, check_dir=None, check_count: int = 5,
 
 def ship(workdir, dest, check_images, log: Callable[[str], None] = print,
          size_limit: int = SIZE_LIMIT_BYTES, formats=EXPORT_FORMATS) -> dict:
-  """Writes `dest` (e.g. models/fgrn_x2) from a training workdir; returns the export manifest.
+  """Writes `dest` (e.g. fgrn_tf/shipped_models/fgrn_x2) from a training workdir; returns the
+  export manifest.
 
   `dest` is built beside itself and swapped in at the end, so a failure leaves the shipped
   model that was there before. Only a missing or empty folder or an earlier shipped model is

@@ -208,3 +208,23 @@ class TrainProgress(keras.callbacks.Callback):
 
   def on_train_end(self, logs=None):
     self.bar.close()
+
+
+class TimeLimit(keras.callbacks.Callback):
+  """Stops training at an epoch end (after its backup) when the next epoch, as long as the
+  slowest since the first (which also compiled the step), would end after `deadline` (a
+  `time.time()` value)."""
+
+  def __init__(self, deadline: float):
+    super().__init__()
+    self.deadline = deadline
+    self.durations = []
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.began = time.time()
+
+  def on_epoch_end(self, epoch, logs=None):
+    now = time.time()
+    self.durations.append(now - self.began)
+    if now + max(self.durations[1:] or self.durations) > self.deadline:
+      self.model.stop_training = True

@@ -158,7 +158,8 @@ def _os_error_text(e: OSError) -> str:
   return f"{e.filename}: {reason}" if e.filename else reason
 
 
-def train(experiment: Experiment, workdir, strategy=None, stream=None) -> Summary:
+def train(experiment: Experiment, workdir, strategy=None, stream=None,
+          time_limit_s: float | None = None) -> Summary:
   """Trains (or continues training) `experiment` in `workdir`.
 
   Args:
@@ -169,6 +170,8 @@ def train(experiment: Experiment, workdir, strategy=None, stream=None) -> Summar
       `distribute.choose_strategy()`); on JAX unused: every device takes a share of the batch
       (`distribute.jax_data_parallel`).
     stream: where progress goes (default stdout).
+    time_limit_s: stop at the last epoch end that this sitting reaches within it (a run on a
+      lent machine); rerunning continues from there.
 
   Returns:
     A Summary. Raises TrainError / patches.DataError (one-line messages) on bad input, a
@@ -191,7 +194,8 @@ def train(experiment: Experiment, workdir, strategy=None, stream=None) -> Summar
   lock_name = wd.LOCK if chief else f"train.worker{worker_index}.lock"
   try:
     with wd.lock(workdir, lock_name):
-      return _train(experiment, workdir, strategy, replicas, chief, worker_index, stream)
+      return _train(experiment, workdir, strategy, replicas, chief, worker_index, stream,
+                    time_limit_s)
   except wd.WorkdirBusyError as e:
     raise TrainError(str(e)) from None
   except OSError as e:
@@ -252,7 +256,7 @@ def _init_weights(model: FGRN, init_from: str) -> pathlib.Path:
 
 
 def _train(experiment: Experiment, workdir: pathlib.Path, strategy, replicas: int, chief: bool,
-           worker_index: int, stream) -> Summary:
+           worker_index: int, stream, time_limit_s: float | None = None) -> Summary:
   t = experiment.train
   state = wd.read_state(workdir)
   if _check_workdir(experiment, workdir, stream):
@@ -295,6 +299,8 @@ def _train(experiment: Experiment, workdir: pathlib.Path, strategy, replicas: in
   callbacks.append(cb.Checkpoints(workdir, experiment, backup, chief, state, started))
   if chief:
     callbacks.append(cb.TrainProgress(t.steps, stream))
+  if time_limit_s is not None:
+    callbacks.append(cb.TimeLimit(started + time_limit_s))
   try:
     model.fit(dataset, epochs=t.steps // t.steps_per_epoch, steps_per_epoch=t.steps_per_epoch,
               initial_epoch=start // t.steps_per_epoch, callbacks=callbacks, verbose=0,

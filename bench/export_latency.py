@@ -6,7 +6,7 @@ sizes and the round-trip PSNR of each artifact against Keras on whole Set5 image
 its quality, to be measured), then times the downscale of an N x N HR image and the upscale of
 its N/s x N/s LR with Keras, the SavedModel and each .tflite pair, in one fresh process per
 thread count (TensorFlow fixes its thread pools when it starts; the LiteRT interpreter gets
-`num_threads`). The model is the shipped one (models/fgrn_x<s>/) when there is one, else the
+`num_threads`). The model is the bundled one (fgrn_x<s>) when there is one, else the
 paper-sized network with untrained weights: latency does not depend on the weights, agreement
 does.
 

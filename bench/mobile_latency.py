@@ -1,6 +1,6 @@
 """Upscaling where apps run it: each model's upscaler .tflite at phone-sized LR inputs.
 
-For every model given (a shipped folder such as models/fgrn_x2, an export folder, or a
+For every model given (a bundled model's name such as fgrn_x2, its folder, an export folder, or a
 training workdir, which is exported to a temporary folder first), times the upscaler of each
 TFLite artifact with the LiteRT interpreter (its default XNNPACK CPU delegate) at 1 and 2
 threads, on LR inputs of 640x360, 960x540 and 1920x1080 (HR 1280x720 .. 3840x2160 at x2), and
@@ -12,8 +12,8 @@ A paper-sized upscale of a 1920x1080 LR takes a minute or more here: once a call
 than `--max_seconds`, that size is timed once (the sizing call, marked) and the larger sizes
 are left out.
 
-  .venv/bin/python -m bench.mobile_latency                   # every model in models/
-  .venv/bin/python -m bench.mobile_latency --models models/mobile_x2,models/fgrn_x2
+  .venv/bin/python -m bench.mobile_latency                   # every bundled model
+  .venv/bin/python -m bench.mobile_latency --models mobile_x2,fgrn_x2
   .venv/bin/python -m bench.mobile_latency --eval_dir DATA/Set5 --plot docs/benchmarks/mobile.png
   .venv/bin/python -m bench.mobile_latency --quick           # tiny sizes: checks the code
 
@@ -123,7 +123,8 @@ def report(info: dict, rows: list) -> str:
 def main(argv=None) -> int:
   parser = common.script_parser(__doc__)
   parser.add_argument("--models", default="",
-                      help="comma-separated model folders (default: every one in models/)")
+                      help="comma-separated model folders or bundled models' names "
+                           "(default: every bundled model)")
   parser.add_argument("--threads", default="1,2")
   parser.add_argument("--runs", type=int, default=3)
   parser.add_argument("--max_seconds", type=float, default=60.0,
@@ -135,8 +136,10 @@ def main(argv=None) -> int:
   parser.add_argument("--plot", type=pathlib.Path, help="PSNR against ms, written here (PNG)")
   parser.add_argument("--json_out", type=pathlib.Path)
   args = parser.parse_args(argv)
-  folders = ([pathlib.Path(m) for m in args.models.split(",") if m] or
-             sorted(p for p in (common.ROOT / "models").iterdir() if (p / "config.json").is_file()))
+  from fgrn_tf.runtime import resolve, shipped
+
+  folders = ([resolve.model_spec(m) for m in args.models.split(",") if m] or
+             [shipped.model_dir(name) for name in shipped.names()])
   info = common.announce("mobile_latency") or common.machine_info()
   common.configure_tf()
   with tempfile.TemporaryDirectory(prefix="mobile_latency.") as tmp:

@@ -173,14 +173,14 @@ def load_models(specs: list[str], scale: int, quick: bool, tmp: pathlib.Path) ->
   """{name: backend}: the given models of this scale, or the shipped one (quick: a tiny one)."""
   from fgrn_tf import config
   from fgrn_tf.models.fgrn import FGRN
-  from fgrn_tf.runtime import backends
+  from fgrn_tf.runtime import backends, resolve, shipped
 
   if quick:
     model = FGRN(config.smoke().model.replace(scale=scale))
     return {"fgrn-tiny": backends.KerasBackend(model)}
   found = {}
-  for spec in specs or [str(common.ROOT / "models" / f"fgrn_x{scale}")]:
-    backend = backends.load_backend(spec)
+  for spec in specs or [str(shipped.default_model_path(scale))]:
+    backend = backends.load_backend(resolve.model_spec(spec))
     if backend.scale == scale:
       found[pathlib.Path(spec).name] = backend
   return found

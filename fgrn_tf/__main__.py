@@ -4,6 +4,8 @@
   fgrn upscale   INPUT... -o OUTPUT_DIR [--model M] [--scale S] [--tile N] [--overwrite]
   fgrn roundtrip INPUT... [-o OUTPUT_DIR] [--lr_dir DIR] [--nometrics] [--model M] ...
   fgrn info [--scale 2|4] [--json]
+  fgrn models [--json]
+  fgrn --version
 """
 
 from fgrn_tf.cli.rescale import main

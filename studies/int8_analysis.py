@@ -11,7 +11,7 @@ Node names carry the Keras scopes: Gu's ops sit under "Gu" (or "Gu_1"); F's dens
 called from `inverse` (not through a layer call), so F's ops, with the coupling arithmetic and
 the input scaling around them, are all the others.
 
-  .venv/bin/python -m studies.int8_analysis --model models/fgrn_x2 --images DATA/Set5
+  .venv/bin/python -m studies.int8_analysis --model fgrn_x2 --images DATA/Set5
   .venv/bin/python -m studies.int8_analysis --quick      # a tiny network and image: checks the code
 """
 
@@ -146,7 +146,8 @@ def report(info: dict, model_name: str, result: dict) -> str:
 
 def main(argv=None) -> int:
   parser = common.script_parser(__doc__)
-  parser.add_argument("--model", default="", help="a model folder (default: models/fgrn_x2)")
+  parser.add_argument("--model", default="", help="a model folder or bundled model's name "
+                                                "(default: fgrn_x2)")
   parser.add_argument("--images", default="", help="image folder to score on")
   parser.add_argument("--calibration", default="", help="image folder to calibrate on "
                                                         "(default: the built-in photos)")
@@ -161,6 +162,7 @@ def main(argv=None) -> int:
   from fgrn_tf.data import defaults, images
   from fgrn_tf.export.tflite import representative_crops
   from fgrn_tf.models.fgrn import FGRN
+  from fgrn_tf.runtime import resolve
 
   if args.quick:
     model = FGRN(common.bench_model_config(2, True))
@@ -169,7 +171,7 @@ def main(argv=None) -> int:
     calib = [pictures[0][None, :32, :32]]
     name = "the smoke network"
   else:
-    path = pathlib.Path(args.model or common.ROOT / "models" / "fgrn_x2")
+    path = resolve.model_spec(args.model or None, 2)
     model, name = workdir.load_model(path), path.name
     s = model.scale
     pictures = [images.read_rgb8(f) for f in images.list_images(args.images)]

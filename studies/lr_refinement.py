@@ -7,7 +7,7 @@ image, the Y PSNR of the round trip through the real codec, the LR's RGB PSNR ag
 bicubic LR and the encoded bytes, before and after. docs/codecs.md records what it gave (worse
 than not refining), which is why the tools do not offer it.
 
-  .venv/bin/python -m studies.lr_refinement --model models/codec_x2 --images DATASETS/Set5
+  .venv/bin/python -m studies.lr_refinement --model codec_x2 --images DATASETS/Set5
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def refine_one(model, hr: np.ndarray, args) -> tuple[tuple, tuple]:
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--model", required=True, help="a trained model folder")
+  parser.add_argument("--model", required=True,
+                      help="a trained model folder or a bundled model's name")
   parser.add_argument("--images", required=True, type=pathlib.Path, help="a folder of HR images")
   parser.add_argument("--crop", type=int, default=128, help="centre crop side (0: whole images)")
   parser.add_argument("--steps", type=int, default=30)
@@ -88,8 +89,9 @@ def main(argv=None) -> int:
   from fgrn_tf import workdir
   from fgrn_tf.data import images
   from fgrn_tf.metrics.psnr_ssim import mod_crop
+  from fgrn_tf.runtime import resolve
 
-  model = workdir.load_model(args.model)
+  model = workdir.load_model(resolve.model_spec(args.model))
   rows = []
   for path in images.list_images([args.images]):
     hr = centre_crop(mod_crop(images.read_rgb8(path), model.scale), args.crop, 16)

@@ -131,6 +131,15 @@ def test_missing_model_says_how_to_get_one(inputs, tmp_path, capsys, monkeypatch
   assert code == 2 and "nothing" in refusal(err)
 
 
+def test_a_bundled_model_is_named_as_a_path_would_be(inputs, tmp_path, capsys):
+  code, _, err = run(capsys, "downscale", inputs / "odd.png", model="mobile_x2",
+                     output_dir=tmp_path / "lr")
+  assert code == 0, err
+  assert images.decode(tmp_path / "lr" / "odd.png").rgb.shape == (12, 16, 3)
+  code, _, err = run(capsys, "downscale", inputs, model="mobile_x9", output_dir=tmp_path / "o")
+  assert code == 2 and "bundled: codec_x2, codec_x4, fgrn_x2" in refusal(err)
+
+
 def test_tile_smaller_than_the_receptive_field_is_refused(model_dir, inputs, tmp_path, capsys):
   code, _, err = run(capsys, "upscale", inputs, model=model_dir, output_dir=tmp_path / "o",
                      tile=16)

@@ -177,8 +177,8 @@ def test_missing_model_names_what_was_looked_for(tiny_set, tmp_path, monkeypatch
   with pytest.raises(FGRNError, match="no_such_model"):
     evaluator.evaluate(["fgrn"], 2, [str(tiny_set)], tmp_path, model=tmp_path / "no_such_model")
   monkeypatch.setattr(shipped, "default_model_path",
-                      lambda scale: tmp_path / "models" / f"fgrn_x{scale}")
-  with pytest.raises(UsageError, match=r"models/fgrn_x2.*--model"):
+                      lambda scale: tmp_path / "shipped_models" / f"fgrn_x{scale}")
+  with pytest.raises(UsageError, match=r"shipped_models/fgrn_x2.*--model"):
     evaluator.evaluate(["fgrn"], 2, [str(tiny_set)], tmp_path / "out")
   assert not (tmp_path / "out").exists()
 

@@ -9,13 +9,12 @@ import pathlib
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import ROOT
 
 from fgrn_tf.export import gpu_delegate
 from fgrn_tf.models.quantize import round_half_up
-from fgrn_tf.runtime import backends
+from fgrn_tf.runtime import backends, shipped
 
-SHIPPED = sorted((ROOT / "models").glob("*/export/tflite/*/*.tflite"))
+SHIPPED = sorted(shipped.folder().glob("*/export/tflite/*/*.tflite"))
 
 
 def _analyzer(content: bytes) -> str:
@@ -53,7 +52,7 @@ def test_shipped_models_have_tflite_halves():
   assert {p.name for p in SHIPPED} == {"downscaler.tflite", "upscaler.tflite"}
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT / "models")))
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(shipped.folder())))
 def test_every_shipped_half_uses_only_ops_the_gpu_delegate_runs(path: pathlib.Path):
   content = path.read_bytes()
   assert gpu_delegate.issues(content) == []
@@ -82,7 +81,7 @@ def test_uint8_io_rewrite_gives_the_same_bytes_and_clears_the_casts():
   assert gpu_delegate.uint8_io_as_quantize(rewritten) == rewritten  # nothing left to rewrite
 
 
-@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(ROOT / "models")))
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(shipped.folder())))
 def test_every_shipped_half_runs_at_fixed_and_resized_shapes(path: pathlib.Path):
   half = backends.TFLiteBackend.from_files([path], num_threads=1)
   scale = half.scale

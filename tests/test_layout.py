@@ -11,14 +11,14 @@ PACKAGE = ROOT / "fgrn_tf"
 # Rank of each top-level module or subpackage: a module may import its own rank or below.
 RANKS = {
     "errors": 0, "files": 0, "progress": 0, "paper": 0, "config": 0, "tf_env": 0,
-    "distribute": 0,
+    "distribute": 0, "version": 0,
     "data": 1, "metrics": 1,
     "models": 2,
     "workdir": 3,
     "runtime": 4,
     "train": 5,
     "evaluate": 6, "rescale": 6,
-    "export": 7,
+    "export": 7, "api": 7,
     "cli": 8, "__init__": 9, "__main__": 9,
 }
 
@@ -95,10 +95,11 @@ def test_no_import_cycles():
 
 
 # Deferred imports of the package, each for TensorFlow's import time (seconds) on a path that
-# must answer without it: the public face, `fgrn info`, a workdir read for its config alone, and
-# tiling's bicubic alpha. cli/ imports its library after the flags parse, by design.
+# must answer without it: the public face (its API and version too, as the names are asked for),
+# `fgrn info`, a workdir read for its config alone, and tiling's bicubic alpha. cli/ imports its
+# library after the flags parse, by design.
 DEFERRED = {
-    "fgrn_tf": {"fgrn_tf.models.fgrn", "fgrn_tf.workdir"},
+    "fgrn_tf": {"fgrn_tf.models.fgrn", "fgrn_tf.workdir", "fgrn_tf.api", "fgrn_tf.version"},
     "fgrn_tf.rescale.commands": {"fgrn_tf.models.fgrn"},
     "fgrn_tf.workdir": {"fgrn_tf.models.fgrn"},
     "fgrn_tf.rescale.tiling": {"fgrn_tf.data.imresize"},

@@ -111,4 +111,4 @@ def test_card_of_a_codec_model_names_its_codec_range_and_starting_point(tmp_path
   (model / "config.json").write_text(config.preset("codec_x2").to_json())
   text = model_card.card(model, [("Keras", _results(36.5, True))], [])
   assert "trained for LRs stored as JPEG at quality 75..95 (on 50% of" in text
-  assert "| fine-tuned from | the weights of `models/fgrn_x2` |" in text
+  assert "| fine-tuned from | the weights of `fgrn_x2` |" in text

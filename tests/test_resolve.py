@@ -85,3 +85,34 @@ def test_the_smallest_tile_is_one_figure_before_and_after_loading(tmp_path):
   assert receptive_field.min_tile(*peeked) == receptive_field.min_tile(
       backend.scale, receptive_field.model_config_of(backend))
   assert receptive_field.min_tile(2, None) == 2 * 3 * max(receptive_field.DEFAULT_MARGINS)
+
+
+def test_a_bundled_models_name_works_wherever_a_path_does(tmp_path, photos, capsys,
+                                                          monkeypatch):
+  assert resolve.model_spec("codec_x2") == shipped.model_dir("codec_x2")
+  assert resolve.peek(resolve.model_spec("codec_x4"))[0] == 4
+  # Refused from the named model's record, before anything loads, in the tools' same words.
+  monkeypatch.setattr(backends, "load_backend", lambda *a, **k: pytest.fail("loaded"))
+  said = _refusals("codec_x4", 2, tmp_path, photos, capsys)
+  assert said["eval"] == said["export"] == said["fgrn"]
+  assert said["fgrn"] == f"model {shipped.model_dir('codec_x4')} is x4 but --scale 2 was asked for"
+
+
+def test_an_unknown_name_is_one_line_listing_the_bundled_models(tmp_path, photos, capsys):
+  said = _refusals("codec_x9", None, tmp_path, photos, capsys)
+  assert said["eval"] == said["export"] == said["fgrn"]
+  assert said["fgrn"] == (
+      "--model codec_x9: no such file or folder, nor a bundled model (bundled: codec_x2, "
+      "codec_x4, fgrn_x2, fgrn_x4, mobile_x2, mobile_x4; `fgrn models` describes them)")
+  # A path (it has a folder in it) is not taken for a name.
+  with pytest.raises(UsageError) as caught:
+    resolve.model_spec(str(tmp_path / "codec_x2"))
+  assert str(caught.value) == f"--model {tmp_path / 'codec_x2'}: no such file or folder"
+
+
+def test_a_path_that_exists_wins_over_a_name(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  write_model_dir(tmp_path / "fgrn_x4")  # an x2 workdir that happens to bear a bundled name
+  spec = resolve.model_spec("fgrn_x4")
+  assert spec.resolve() == tmp_path / "fgrn_x4"
+  assert resolve.peek(spec)[0] == 2

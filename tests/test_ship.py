@@ -1,4 +1,4 @@
-"""Shipping a run to models/: half-precision weights, float16 TFLite halves, the size limit."""
+"""Shipping a run as a bundled model: half-precision weights, float16 TFLite halves, size limit."""
 
 import errno
 import json
@@ -166,7 +166,7 @@ def test_export_without_a_model_exports_the_shipped_model(tmp_path):
   proc = subprocess.run(
       [sys.executable, "export/export_main.py", "--output_dir", str(out), "--formats",
        "tflite_float16", "--check_images", "1", "--check_crop", "64"],
-      cwd=shipped.parents[1], env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+      cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
       capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
   manifest = json.loads((out / "manifest.json").read_text())

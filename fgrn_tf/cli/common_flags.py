@@ -10,9 +10,10 @@ from absl import flags
 
 from fgrn_tf.config import PRECISIONS
 
-ANY_MODEL = ("a training workdir, .keras file, export folder, SavedModel or .tflite file, or a "
-             ".tflite pair written down.tflite,up.tflite")
-SHIPPED_DEFAULT = "Default: the shipped model of --scale, models/fgrn_x<scale>."
+ANY_MODEL = ("a training workdir, .keras file, export folder, SavedModel or .tflite file, a "
+             ".tflite pair written down.tflite,up.tflite, or a bundled model's name (`fgrn "
+             "models` lists them; a path that exists wins over a name)")
+SHIPPED_DEFAULT = "Default: the bundled model of --scale, fgrn_x<scale>."
 
 
 def model(kinds: str = ANY_MODEL, default: str | None = SHIPPED_DEFAULT) -> flags.FlagHolder:

@@ -2,7 +2,7 @@
 `fgrn-eval` results.
 
 Example:
-  python export/model_card.py --model models/fgrn_x2 \\
+  python export/model_card.py --model fgrn_x2 \\
       --eval keras=results/x2,tflite_float16=results/x2_fp16,tflite_int8=results/x2_int8
 
 Each `--eval` entry is `label=folder`, a folder written by `fgrn-eval` (its results.json) on
@@ -19,7 +19,7 @@ from fgrn_tf.errors import UsageError
 
 PROG = "model_card"
 
-_MODEL = common_flags.model("a shipped model's folder (models/<name>)", default=None)
+_MODEL = common_flags.model("a shipped model's folder, or a bundled model's name", default=None)
 _EVAL = flags.DEFINE_string("eval", None, "label=folder,... of fgrn-eval output folders.")
 _COMMANDS = flags.DEFINE_string(
     "commands", None, "A file with the commands that made the numbers (copied verbatim).")
@@ -31,10 +31,14 @@ flags.mark_flags_as_required(["model", "eval"])
 
 def _main(argv: list[str]) -> int:
   from fgrn_tf.export import model_card
+  from fgrn_tf.runtime import resolve
 
   if len(argv) > 1:
     raise UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-  path = model_card.write_card(_MODEL.value, _EVAL.value, _COMMANDS.value, _CROPS.value)
+  model = resolve.model_spec(_MODEL.value)
+  if isinstance(model, list):
+    raise UsageError(f"--model {resolve.describe(model)}: give a shipped model's folder")
+  path = model_card.write_card(model, _EVAL.value, _COMMANDS.value, _CROPS.value)
   print(f"wrote {path}")
   return 0
 

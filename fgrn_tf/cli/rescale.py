@@ -1,11 +1,13 @@
-"""`fgrn` (`python -m fgrn_tf`): rescale image files with a trained FGRN, or count its
-parameters (docs/cli.md).
+"""`fgrn` (`python -m fgrn_tf`): rescale image files with a trained FGRN, list the bundled
+models, or count its parameters (docs/cli.md).
 
   fgrn downscale INPUT... -o OUTPUT_DIR [--model M] [--scale S] [--tile N] [--overwrite]
   fgrn upscale   INPUT... -o OUTPUT_DIR [--model M] [--scale S] [--tile N] [--overwrite]
   fgrn roundtrip INPUT... [-o OUTPUT_DIR] [--lr_dir DIR] [--nometrics] [--model M] ...
   (downscale, roundtrip: [--codec jpeg:90] or [--lr_format jpeg --quality 90])
   fgrn info [--scale 2|4] [--json]
+  fgrn models [--json]
+  fgrn --version
 
 The command is the first argument, the inputs (files, folders, globs) the others; flags may
 come anywhere. The work is in `fgrn_tf.rescale.commands`.
@@ -18,6 +20,7 @@ from absl import flags
 from fgrn_tf.cli import common_flags, entry
 from fgrn_tf.errors import UsageError
 from fgrn_tf.rescale.tiling import DEFAULT_TILE
+from fgrn_tf.version import version
 
 PROG = "fgrn"
 
@@ -35,7 +38,8 @@ _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace existing outputs (inputs are never replaced).")
 _METRICS = flags.DEFINE_bool("metrics", True, "roundtrip: PSNR/SSIM of each image and the mean.")
 _MAX_PIXELS = common_flags.max_pixels()
-_JSON = flags.DEFINE_bool("json", False, "info: print one JSON object.")
+_JSON = flags.DEFINE_bool("json", False, "info, models: print one JSON object.")
+_VERSION = flags.DEFINE_bool("version", False, "Print the version and exit.")
 _CODEC = flags.DEFINE_string(
     "codec", None, "downscale, roundtrip: store the LR as png (default; lossless, records the HR "
     "size), jpeg:Q or webp:Q (Q in 1..100; OpenCV's encoders). roundtrip upscales the decoded "
@@ -54,6 +58,7 @@ _RESCALE_FLAGS = ("model", "scale", "output_dir", "tile", "overwrite", "max_pixe
 # The flags each command takes; any other given is refused, as a typo would be.
 COMMAND_FLAGS = {
     "info": ("scale", "json"),
+    "models": ("json",),
     "downscale": _RESCALE_FLAGS + ("codec", "lr_format", "quality"),
     "upscale": _RESCALE_FLAGS,
     "roundtrip": _RESCALE_FLAGS + ("lr_dir", "metrics", "codec", "lr_format", "quality"),
@@ -75,8 +80,8 @@ def _command(argv: list[str]) -> tuple[str, list[str]]:
            if holder.present and name not in COMMAND_FLAGS[command]]
   if extra:
     raise UsageError(f"{command} takes no {', '.join(extra)}")
-  if command == "info" and inputs:
-    raise UsageError(f"info takes no inputs: {' '.join(inputs)}")
+  if command in ("info", "models") and inputs:
+    raise UsageError(f"{command} takes no inputs: {' '.join(inputs)}")
   return command, inputs
 
 
@@ -97,6 +102,9 @@ def _codec_spec() -> str | None:
 
 
 def _main(argv: list[str]) -> int:
+  if _VERSION.value:
+    print(f"{PROG} {version()}")
+    return 0
   command, inputs = _command(argv)
   codec = _codec_spec()
   from fgrn_tf.data import images
@@ -109,6 +117,8 @@ def _main(argv: list[str]) -> int:
 
   if command == "info":
     return commands.info(2 if _SCALE.value is None else _SCALE.value, _JSON.value)
+  if command == "models":
+    return commands.models(_JSON.value)
   return commands.run(command, inputs, model=_MODEL.value, scale=_SCALE.value,
                          output_dir=_OUTPUT_DIR.value, lr_dir=_LR_DIR.value, tile=_TILE.value,
                          overwrite=_OVERWRITE.value, metrics=_METRICS.value,

@@ -1,8 +1,8 @@
 """`fgrn-ship` (`python export/ship_main.py`): a trained run as the tools' default model,
-`models/fgrn_x<scale>/`.
+`fgrn_tf/shipped_models/fgrn_x<scale>/` (package data: the wheel carries it).
 
 Example:
-  fgrn-ship --model runs/cpu_x2 [--output_dir models/fgrn_x2]
+  fgrn-ship --model runs/cpu_x2 [--output_dir fgrn_tf/shipped_models/fgrn_x2]
 
 Writes config.json, train_state.json, half-precision best weights and the float16 TFLite halves
 (export/), after checking them against the run's float32 weights (`fgrn_tf.export.shipper`).
@@ -22,7 +22,8 @@ PROG = "ship"
 
 _WORKDIR = common_flags.model("the training workdir to ship (its best weights)", default=None)
 _DEST = flags.DEFINE_string(
-    "output_dir", None, "Folder to write; default models/fgrn_x<scale>. Replaced only when it "
+    "output_dir", None, "Folder to write; default the bundled fgrn_x<scale> (in the package: "
+    "fgrn_tf/shipped_models/ of a checkout). Replaced only when it "
     "is missing, empty or a model shipped there before (its MODEL_CARD.md is kept).")
 # The spellings of the first release, kept so that existing scripts and model cards still run.
 flags.DEFINE_alias("workdir", "model")

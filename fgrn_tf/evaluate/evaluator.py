@@ -282,7 +282,7 @@ def evaluate(methods: Sequence[str], scale: int, datasets: Sequence[str], output
     output_dir: where the outputs go (created). Refused, before anything is loaded, when it
       cannot be written, is or is inside a dataset being evaluated, or holds images this
       tool did not write.
-    model: FGRN model path for the "fgrn" method (None: models/fgrn_x{scale}/).
+    model: FGRN model path for the "fgrn" method (None: the bundled fgrn_x{scale}).
     data_root: folder of named datasets (None: `inputs.default_data_root()`).
     niqe_params: path of the NIQE pristine model, None for the default, or "none" to skip NIQE.
     progress: draw a progress bar on stderr.

@@ -151,15 +151,15 @@ def _start_rows(t: dict, scale: int) -> list[str]:
   start = t.get("init_from")
   if not start:
     return []
-  named = f"models/fgrn_x{scale}" if start == "shipped" else pathlib.Path(start).name
+  named = f"fgrn_x{scale}" if start == "shipped" else pathlib.Path(start).name
   return [f"| fine-tuned from | the weights of `{named}` |"]
 
 
 def _tflite_rows(model: pathlib.Path) -> list[str]:
   found = [d for d in sorted((model / "export" / "tflite").glob("*")) if d.is_dir()]
   if not found:
-    return [f"| TFLite halves | not shipped (the repository holds 25 MB of models): "
-            f"`fgrn-export --model models/{model.name} --formats tflite_float16 --output_dir DIR` "
+    return [f"| TFLite halves | not shipped (the package holds 25 MB of models): "
+            f"`fgrn-export --model {model.name} --formats tflite_float16 --output_dir DIR` "
             "writes them |"]
   return [f"| TFLite {d.name} | `export/tflite/{d.name}/{{downscaler,upscaler}}.tflite` "
           f"({_mb(d)}) |" for d in found]

@@ -1,9 +1,9 @@
-"""The rescale tool's commands (`fgrn info|downscale|upscale|roundtrip`) as a library: checks in
-the order that fails fastest, the model load, progress, per-file lines and the summary.
+"""The rescale tool's commands (`fgrn info|models|downscale|upscale|roundtrip`) as a library:
+checks in the order that fails fastest, the model load, progress, per-file lines and the summary.
 
-`fgrn_tf.cli.rescale` turns its flags into a call of `run` or `info`; errors that refuse the
-whole run are `fgrn_tf.errors.UsageError` (exit 2), and `run` returns 0, 1 (some files failed)
-or 130 (interrupted). Usage and rules for users: docs/cli.md.
+`fgrn_tf.cli.rescale` turns its flags into a call of `run`, `info` or `models`; errors that
+refuse the whole run are `fgrn_tf.errors.UsageError` (exit 2), and `run` returns 0, 1 (some files
+failed) or 130 (interrupted). Usage and rules for users: docs/cli.md.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from fgrn_tf.errors import EXIT_INTERRUPTED, UsageError, one_line
 from fgrn_tf.progress import Progress
 from fgrn_tf.rescale import batch
 from fgrn_tf.rescale.tiling import DEFAULT_TILE
-from fgrn_tf.runtime import backends, resolve
+from fgrn_tf.runtime import backends, resolve, shipped
 
 EXIT_FAILED = 1  # some files failed (the others were processed)
 INFO_SCALES = (2, 4)
@@ -54,6 +54,31 @@ def info(scale: int = 2, as_json: bool = False) -> int:
   for k, v in counts.items():
     print(f"  {k:6s} {v:>10,d}")
   print(f"  paper  {published:>10,.0f}  ({100 * (counts['total'] / published - 1):+.2f}%)")
+  return 0
+
+
+def models(as_json: bool = False) -> int:
+  """Prints the bundled models (the names `--model` takes): scale, size, what each was trained
+  for and its Set5 figures from its model card. Loads no model.
+
+  Args:
+    as_json: one JSON object (`folder` and a `models` list) instead of the table.
+  """
+  found = [shipped.describe(name) for name in shipped.names()]
+  if as_json:
+    print(json.dumps({"folder": str(shipped.folder()), "models": [
+        {"name": m.name, "scale": m.scale, "size_bytes": m.size_bytes,
+         "trained_for": m.trained_for,
+         "set5": None if m.set5 is None else {"psnr": m.set5[0], "ssim": m.set5[1]}}
+        for m in found]}))
+    return 0
+  print(f"{'name':12s}{'scale':>5s}{'size':>9s}  {'trained for':22s}Set5 PSNR / SSIM")
+  for m in found:
+    figures = "-" if m.set5 is None else f"{m.set5[0]:.2f} / {m.set5[1]:.4f}"
+    print(f"{m.name:12s}{'x' + str(m.scale):>5s}{m.size_bytes / 1e6:>6.1f} MB  "
+          f"{m.trained_for:22s}{figures}")
+  print(f"{len(found)} bundled models in {shipped.folder()} (Set5: Y PSNR dB / SSIM of the "
+        f"round trip, from each MODEL_CARD.md); use one with --model NAME")
   return 0
 
 
@@ -97,7 +122,8 @@ def check_options(command: str, inputs: Sequence[str], output_dir, lr_dir, scale
                   tile: int, metrics: bool) -> None:
   """Refusals that need nothing but the command line."""
   if command not in batch.COMMANDS:
-    raise UsageError(f"unknown command {command!r}: use info, {', '.join(batch.COMMANDS)}")
+    raise UsageError(f"unknown command {command!r}: use info, models, "
+                     f"{', '.join(batch.COMMANDS)}")
   if not inputs:
     raise UsageError(f"{command} needs INPUT files, folders or globs")
   if command != "roundtrip" and output_dir is None:

@@ -1,8 +1,9 @@
 """Finding and opening a trained FGRN: the one set of rules every tool follows.
 
 `--model` names a training workdir, a `.keras` file, an export folder, a SavedModel (or a TF
-Serving base path), a `.tflite` file or folder, or a `.tflite` pair written `down.tflite,
-up.tflite`; no `--model` means the shipped model of the scale asked for (default 2). The scale
+Serving base path), a `.tflite` file or folder, a `.tflite` pair written `down.tflite,
+up.tflite`, or a bundled model by its name (`codec_x2`; a path that exists wins over a name); no
+`--model` means the bundled `fgrn_x<s>` of the scale asked for (default 2). The scale
 and the smallest tile are checked from the model's files before it loads where they say them
 (a workdir's config.json, an export's manifest.json), and from the loaded model otherwise.
 """
@@ -10,6 +11,7 @@ and the smallest tile are checked from the model's files before it loads where t
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 
 from fgrn_tf import config, workdir
@@ -21,11 +23,12 @@ ModelSpec = pathlib.Path | list[pathlib.Path]
 
 
 def model_spec(model, scale: int | None = None) -> ModelSpec:
-  """What `model` names: a path, a `.tflite` pair, or (None) the shipped model of `scale`.
+  """What `model` names: a path, a `.tflite` pair, a bundled model's name, or (None) the
+  bundled model of `scale`.
 
   Raises:
-    UsageError: no model given and none shipped for the scale, a path that does not exist, or a
-      comma-separated name that is not two `.tflite` files.
+    UsageError: no model given and none bundled for the scale, a path that does not exist and
+      is no bundled model's name, or a comma-separated name that is not two `.tflite` files.
   """
   if model is None or str(model) == "":
     path = shipped.default_model_path(scale or 2)
@@ -44,10 +47,26 @@ def model_spec(model, scale: int | None = None) -> ModelSpec:
     spec = [pathlib.Path(p.strip()).expanduser() for p in parts]
   else:
     spec = pathlib.Path(parts[0]).expanduser()
+    if not spec.exists() and _is_name(parts[0]):
+      return _bundled(parts[0])
   for path in spec if isinstance(spec, list) else [spec]:
     if not path.exists():
       raise UsageError(f"--model {path}: no such file or folder")
   return spec
+
+
+def _is_name(text: str) -> bool:
+  """A bare word such as `codec_x2`, not a path (no folder separator)."""
+  return bool(text) and "/" not in text and os.sep not in text and text not in (".", "..")
+
+
+def _bundled(name: str) -> pathlib.Path:
+  """The folder of the bundled model `name`; UsageError listing the known names otherwise."""
+  known = shipped.names()
+  if name not in known:
+    raise UsageError(f"--model {name}: no such file or folder, nor a bundled model (bundled: "
+                     f"{', '.join(known) or 'none'}; `fgrn models` describes them)")
+  return shipped.model_dir(name)
 
 
 def describe(spec: ModelSpec) -> str:

@@ -130,10 +130,7 @@ class Rescaler:
     if _is_files(images):
       return self._files("downscale", images, output_dir, None, chosen, overwrite)
     hr, single = _as_batch(np.asarray(images), "downscale input")
-    out = []
-    for image in hr:
-      lr = tiling.downscale_rgb(self.backend, image, self.tile)
-      out.append(lr if chosen is None or chosen.lossless else chosen.roundtrip(lr)[0])
+    out = [self._stored_lr(image, chosen) for image in hr]
     return out[0] if single else np.stack(out)
 
   @overload
@@ -201,13 +198,14 @@ class Rescaler:
     if _is_files(images):
       return self._files("roundtrip", images, output_dir, lr_dir, chosen, overwrite)
     hr, single = _as_batch(np.asarray(images), "roundtrip input")
-    out = []
-    for image in hr:
-      lr = tiling.downscale_rgb(self.backend, image, self.tile)
-      if chosen is not None and not chosen.lossless:
-        lr = chosen.roundtrip(lr)[0]
-      out.append(tiling.upscale_rgb(self.backend, lr, image.shape[:2], self.tile))
+    out = [tiling.upscale_rgb(self.backend, self._stored_lr(image, chosen), image.shape[:2],
+                              self.tile) for image in hr]
     return out[0] if single else np.stack(out)
+
+  def _stored_lr(self, image: np.ndarray, codec: codecs.Codec | None) -> np.ndarray:
+    """The LR of one HR image as it is stored: through `codec`'s decoder when it is lossy."""
+    lr = tiling.downscale_rgb(self.backend, image, self.tile)
+    return lr if codec is None or codec.lossless else codec.roundtrip(lr)[0]
 
   def _files(self, command: str, inputs: Inputs, output_dir, lr_dir,
              codec: codecs.Codec | None, overwrite: bool) -> list[pathlib.Path]:

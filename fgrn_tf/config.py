@@ -56,7 +56,7 @@ def _check_names(cls, names) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(_Fields):
-  """Architecture and loss weights of one FGRN network.
+  """The shape of one FGRN network: what its weights are and how it rescales.
 
   Attributes:
     scale: integer rescaling factor s (2 or 4 in the paper; any s >= 2 works).
@@ -66,10 +66,50 @@ class ModelConfig(_Fields):
     flow_cells: K, invertible coupling cells in the flow guidance module F.
     flow_growth: growth channels of the dense blocks a, b, p inside each cell.
     flow_clamp: bound on the log-scale, `clamp * tanh(b / 2)` (= IRN's `2*sigmoid-1` form).
-    gamma: weight of the log-determinant in the guidance loss (paper eq. 9: 1e-3).
     guidance: "flow" (FGRN), "bicubic" (DU_bic, L1 of x to bicubic LR, no F) or "none"
       (DU_none). The two ablations of the paper's Table 3.
     snap: snap F^-1(lr) back onto the 1/255 grid before Gu at test time (x was quantized).
+  """
+
+  scale: int = 2
+  width: int = 64
+  down_blocks: int = 5
+  up_blocks: int = 5
+  flow_cells: int = 3
+  flow_growth: int = 32
+  flow_clamp: float = 1.0
+  guidance: Guidance = "flow"
+  snap: bool = True
+
+  def __post_init__(self):
+    if not isinstance(self.scale, int) or self.scale < 2:
+      raise ConfigError(f"scale must be an integer >= 2, got {self.scale!r}")
+    if self.guidance not in GUIDANCE_MODES:
+      raise ConfigError(f"guidance must be one of {GUIDANCE_MODES}, got {self.guidance!r}")
+    for name in ("width", "down_blocks", "up_blocks", "flow_growth"):
+      if getattr(self, name) < 1:
+        raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+    if self.flow_cells < 0:
+      raise ConfigError(f"flow_cells must be >= 0, got {self.flow_cells!r}")
+
+  @classmethod
+  def from_dict(cls, d: dict):
+    """As `_Fields.from_dict`; configs written before the objective moved out of the network
+    (fgrn-tf 0.2) still carry its fields here, and they are dropped."""
+    return super().from_dict({k: v for k, v in d.items() if k not in OBJECTIVE_FIELDS})
+
+  @property
+  def uses_flow(self) -> bool:
+    return self.guidance == "flow" and self.flow_cells > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective(_Fields):
+  """What training minimises: the loss weights and the codec the LR goes through. Not part of
+  the network: a resumed run may change it (the change is printed and recorded).
+
+  Attributes:
+    gamma: weight of the log-determinant in the guidance loss (paper eq. 9: 1e-3).
     codec_min_quality: lowest JPEG quality the LR goes through in training (0: no codec; the
       paper's FGRN). Each example draws its quality uniformly from min..max, and the
       reconstruction is trained on the LR as the differentiable JPEG returns it
@@ -87,16 +127,7 @@ class ModelConfig(_Fields):
       LR a picture people can look at, against the detail Gd packs into it (0: off).
   """
 
-  scale: int = 2
-  width: int = 64
-  down_blocks: int = 5
-  up_blocks: int = 5
-  flow_cells: int = 3
-  flow_growth: int = 32
-  flow_clamp: float = 1.0
   gamma: float = 1e-3
-  guidance: Guidance = "flow"
-  snap: bool = True
   codec_min_quality: int = 0
   codec_max_quality: int = 0
   codec_prob: float = 1.0
@@ -105,15 +136,6 @@ class ModelConfig(_Fields):
   lr_weight: float = 0.0
 
   def __post_init__(self):
-    if not isinstance(self.scale, int) or self.scale < 2:
-      raise ConfigError(f"scale must be an integer >= 2, got {self.scale!r}")
-    if self.guidance not in GUIDANCE_MODES:
-      raise ConfigError(f"guidance must be one of {GUIDANCE_MODES}, got {self.guidance!r}")
-    for name in ("width", "down_blocks", "up_blocks", "flow_growth"):
-      if getattr(self, name) < 1:
-        raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-    if self.flow_cells < 0:
-      raise ConfigError(f"flow_cells must be >= 0, got {self.flow_cells!r}")
     lo, hi = self.codec_min_quality, self.codec_max_quality
     if (lo, hi) != (0, 0) and not 1 <= lo <= hi <= 100:
       raise ConfigError(f"codec qualities must satisfy 1 <= codec_min_quality <= "
@@ -126,13 +148,20 @@ class ModelConfig(_Fields):
     if self.lr_weight < 0:
       raise ConfigError(f"lr_weight must be >= 0, got {self.lr_weight!r}")
 
-  @property
-  def uses_flow(self) -> bool:
-    return self.guidance == "flow" and self.flow_cells > 0
+  @classmethod
+  def of(cls, d: dict | None, legacy_model: dict | None = None) -> Objective:
+    """The objective a config file records: its "objective" part `d`, or for a file written
+    before it had one, the objective's fields in its "model" part (absent ones default)."""
+    if d is not None:
+      return cls.from_dict(d)
+    return cls(**{k: v for k, v in (legacy_model or {}).items() if k in OBJECTIVE_FIELDS})
 
   @property
   def trains_through_codec(self) -> bool:
     return self.codec_max_quality > 0 and self.codec_prob > 0
+
+
+OBJECTIVE_FIELDS = tuple(f.name for f in dataclasses.fields(Objective))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,47 +219,54 @@ _PATH_FIELDS = ("data_dirs", "val_dir")
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
-  """A model and the recipe that trains it."""
+  """A network, the recipe that trains it, and the objective that recipe minimises."""
 
   model: ModelConfig
   train: TrainConfig
+  objective: Objective = Objective()
 
-  def replace(self, model: dict | None = None, train: dict | None = None) -> Experiment:
-    """A copy with some fields of the network (`model`) and the recipe (`train`) changed.
+  def replace(self, model: dict | None = None, train: dict | None = None,
+              objective: dict | None = None) -> Experiment:
+    """A copy with some fields of the network (`model`), the recipe (`train`) and the
+    objective changed.
 
     Raises ConfigError for a name that is no field, or a value out of range.
     """
-    return Experiment(self.model.replace(**(model or {})), self.train.replace(**(train or {})))
+    return Experiment(self.model.replace(**(model or {})), self.train.replace(**(train or {})),
+                      self.objective.replace(**(objective or {})))
 
-  def with_overrides(self, model: dict | None = None, train: dict | None = None) -> Experiment:
+  def with_overrides(self, model: dict | None = None, train: dict | None = None,
+                     objective: dict | None = None) -> Experiment:
     """This experiment with the values a user gave on a command line (a preset + flags).
 
     Args:
-      model, train: field name -> value; None means "not given" (the preset's value stays).
-        Paths (`data_dirs`, `val_dir`) are taken relative to the current folder and stored
-        absolute; empty entries of `data_dirs` are dropped.
+      model, train, objective: field name -> value; None means "not given" (the preset's
+        value stays). Paths (`data_dirs`, `val_dir`) are taken relative to the current folder
+        and stored absolute; empty entries of `data_dirs` are dropped.
 
     Raises ConfigError for a name that is no field, or a value out of range.
     """
-    model = {k: v for k, v in (model or {}).items() if v is not None}
-    train = {k: v for k, v in (train or {}).items() if v is not None}
+    model, train, objective = ({k: v for k, v in (part or {}).items() if v is not None}
+                               for part in (model, train, objective))
     if "data_dirs" in train:
       train["data_dirs"] = tuple(os.path.abspath(d) for d in train["data_dirs"] if d)
     if train.get("val_dir"):
       train["val_dir"] = os.path.abspath(train["val_dir"])
     if train.get("init_from") and train["init_from"] != "shipped":
       train["init_from"] = os.path.abspath(train["init_from"])
-    return self.replace(model=model, train=train)
+    return self.replace(model=model, train=train, objective=objective)
 
   def to_json(self) -> str:
-    return json.dumps({"model": self.model.to_dict(), "train": self.train.to_dict()},
-                      indent=2, sort_keys=True)
+    return json.dumps({"model": self.model.to_dict(), "train": self.train.to_dict(),
+                       "objective": self.objective.to_dict()}, indent=2, sort_keys=True)
 
   @classmethod
   def from_json(cls, text: str) -> Experiment:
-    """Reads `to_json`'s text; ConfigError for unknown fields, KeyError for a missing part."""
+    """Reads `to_json`'s text (also a file from before the objective had its own part);
+    ConfigError for unknown fields, KeyError for a missing part."""
     d = json.loads(text)
-    return cls(model=ModelConfig.from_dict(d["model"]), train=TrainConfig.from_dict(d["train"]))
+    return cls(model=ModelConfig.from_dict(d["model"]), train=TrainConfig.from_dict(d["train"]),
+               objective=Objective.of(d.get("objective"), d["model"]))
 
 
 # ---- presets -----------------------------------------------------------------------------------
@@ -280,8 +316,8 @@ def cpu_x4() -> Experiment:
 # bicubic one through Gd, from the shipped model at a third of its learning rate. lr_weight 0.1
 # is the first point of the measured curve whose LR is no further from bicubic than the
 # shipped model's (docs/codecs.md, "Codec-aware training").
-_CODEC_MODEL = {"codec_min_quality": 75, "codec_max_quality": 95, "codec_prob": 0.5,
-                "lr_weight": 0.1}
+_CODEC_OBJECTIVE = {"codec_min_quality": 75, "codec_max_quality": 95, "codec_prob": 0.5,
+                    "lr_weight": 0.1}
 _CODEC_RECIPE = {"init_from": "shipped", "learning_rate": 1e-4, "steps": 1_000,
                  "lr_halving_steps": 600, "steps_per_epoch": 200}
 
@@ -291,12 +327,12 @@ def codec_x2() -> Experiment:
   differentiable JPEG at q75..95 on half the examples, lr_weight 0.1; 1k steps of cpu_x2's
   batches (~45 minutes on a 2-core CPU with AMX), Adam 1e-4 halved at 600; the best weights
   by the validation round trip through real JPEG q90."""
-  return cpu_x2().replace(model=_CODEC_MODEL, train=_CODEC_RECIPE)
+  return cpu_x2().replace(train=_CODEC_RECIPE, objective=_CODEC_OBJECTIVE)
 
 
 def codec_x4() -> Experiment:
   """cpu_x4's network fine-tuned to survive JPEG, as codec_x2 (from the shipped x4 model)."""
-  return cpu_x4().replace(model=_CODEC_MODEL, train=_CODEC_RECIPE)
+  return cpu_x4().replace(train=_CODEC_RECIPE, objective=_CODEC_OBJECTIVE)
 
 
 # Phone-sized networks (issue 17): narrow, two ResBlocks each side, one light coupling; the

@@ -2,11 +2,12 @@
 model from it.
 
 Layout (written by `train.trainer`, read by evaluation, export and the command-line tool):
-  config.json           the Experiment (model + training recipe) as JSON
+  config.json           the Experiment (network, training recipe, objective) as JSON
   best.weights.h5       weights with the best validation PSNR so far
   last.weights.h5       weights at the end of the last finished epoch
   train_state.json      step, best/last validation PSNR, training time over all sittings, backend
-  history.jsonl         one line per epoch: step, time, losses, gradient norm, validation PSNRs
+  history.jsonl         one line per epoch: step, time, losses, gradient norm, validation PSNRs;
+                        and where a resumed run changed its settings, a line saying which
   backup/               weights + Adam state + step for resuming (not for inference)
   tensorboard/          summaries
   train.lock            held (flock) by the run training in it; says which process that is
@@ -101,6 +102,13 @@ def write_state(workdir, state: dict) -> None:
   files.write_json(pathlib.Path(workdir) / STATE, state)
 
 
+def append_history(workdir, line: dict) -> None:
+  """One JSON line at the end of history.jsonl (a line lost to a crash loses one epoch's
+  figures, never the weights)."""
+  with open(pathlib.Path(workdir) / HISTORY, "a") as f:
+    f.write(json.dumps(line) + "\n")
+
+
 def _check_weights_file(path: pathlib.Path) -> None:
   """WorkdirError unless `path` starts like an HDF5 file: a cheap test, before TensorFlow."""
   try:
@@ -156,11 +164,11 @@ def load_model(path, precision: str = "float32"):
       raise WorkdirError(f"{path}: cannot load the model ({one_line(e)})") from None
     if model.precision == precision:
       return model
-    again = FGRN(model.model_config, precision=precision)
+    again = FGRN(model.model_config, precision=precision, objective=model.objective)
     again.set_weights(model.get_weights())
     return again
   experiment = read_experiment(path)
-  model = FGRN(experiment.model, precision=precision)
+  model = FGRN(experiment.model, precision=precision, objective=experiment.objective)
   weights = weights_path(path)
   try:
     model.load_weights(weights)

@@ -6,7 +6,7 @@ import sys
 import keras
 import numpy as np
 
-from fgrn_tf.config import ModelConfig, smoke
+from fgrn_tf.config import OBJECTIVE_FIELDS, ModelConfig, Objective, smoke
 from fgrn_tf.models.fgrn import FGRN
 
 
@@ -24,8 +24,10 @@ def randomize_zero_convs(layer, seed: int = 0, std: float = 0.05):
 
 
 def tiny_model(seed: int = 0, **changes) -> FGRN:
+  """The smoke network with `changes` to its config or its objective (by field name)."""
   keras.utils.set_random_seed(seed)
-  model = FGRN(tiny_config(**changes))
+  objective = {k: changes.pop(k) for k in list(changes) if k in OBJECTIVE_FIELDS}
+  model = FGRN(tiny_config(**changes), objective=Objective(**objective))
   if model.flow is not None:
     randomize_zero_convs(model.flow, seed)
   return model

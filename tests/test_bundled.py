@@ -102,15 +102,18 @@ def test_card_figures_are_the_shipped_models_row_in_the_datasets_column():
   assert shipped.card_figures("# a card without figures\n") is None
 
 
-@pytest.mark.parametrize("model, says", [
-    ({"scale": 2, "width": 64}, "lossless"),
-    ({"scale": 2, "width": 64, "codec_min_quality": 75, "codec_max_quality": 95},
+@pytest.mark.parametrize("cfg, says", [
+    ({"model": {"scale": 2, "width": 64}}, "lossless"),
+    ({"model": {"scale": 2, "width": 64},
+      "objective": {"codec_min_quality": 75, "codec_max_quality": 95}}, "JPEG q75..95"),
+    # written before the objective had its own part
+    ({"model": {"scale": 2, "width": 64, "codec_min_quality": 75, "codec_max_quality": 95}},
      "JPEG q75..95"),
-    ({"scale": 4, "width": 24}, "phone, lossless"),
-    ({"scale": 3, "width": 24}, "lossless"),  # no paper size to be smaller than
+    ({"model": {"scale": 4, "width": 24}}, "phone, lossless"),
+    ({"model": {"scale": 3, "width": 24}}, "lossless"),  # no paper size to be smaller than
 ])
-def test_what_a_model_was_trained_for_comes_from_its_config(model, says):
-  assert shipped.trained_for(model) == says
+def test_what_a_model_was_trained_for_comes_from_its_config(cfg, says):
+  assert shipped.trained_for(cfg) == says
 
 
 def _fgrn(*argv, cwd):

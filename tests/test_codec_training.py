@@ -1,6 +1,8 @@
 """Codec-aware FGRN (issue 16): the LR goes through a differentiable JPEG in training, the
 gradient reaches the right networks, the loss falls, and the LR-likeness knob pulls on Gd."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -58,13 +60,22 @@ def test_codec_training_lowers_the_loss_on_a_fixed_batch(hr):
 
 def test_codec_fields_are_checked_and_travel_in_the_config():
   with pytest.raises(config.ConfigError, match="codec qualities"):
-    config.smoke().model.replace(codec_min_quality=90, codec_max_quality=80)
+    config.smoke().objective.replace(codec_min_quality=90, codec_max_quality=80)
   with pytest.raises(config.ConfigError, match="codec_prob"):
-    config.smoke().model.replace(codec_prob=1.5)
+    config.smoke().objective.replace(codec_prob=1.5)
   e = config.codec_x2()
   again = config.Experiment.from_json(e.to_json())
-  assert again == e and again.model.trains_through_codec and e.train.init_from == "shipped"
-  assert not config.cpu_x2().model.trains_through_codec
+  assert again == e and again.objective.trains_through_codec and e.train.init_from == "shipped"
+  assert not config.cpu_x2().objective.trains_through_codec
+  # The network is cpu_x2's: the codec is how it is trained, not what it is.
+  assert e.model == config.cpu_x2().model
+
+
+def test_a_config_written_before_the_objective_had_its_own_part_still_reads():
+  e = config.codec_x2()
+  d = json.loads(e.to_json())
+  d["model"].update(d.pop("objective"))  # fgrn-tf 0.2's config.json
+  assert config.Experiment.from_json(json.dumps(d)) == e
 
 
 def test_validation_of_a_codec_model_goes_through_the_codec_evaluation_reports(hr):
@@ -102,11 +113,11 @@ def _fit_and_score(codec: bool, quality: int = 50, steps: int = 150):
   from fgrn_tf.models.quantize import quantize
   from fgrn_tf.train import trainer
 
-  changes = {"width": 16, "flow_cells": 1, "flow_growth": 8}
-  if codec:
-    changes.update(codec_min_quality=quality, codec_max_quality=quality, codec_prob=1.0)
+  objective = ({"codec_min_quality": quality, "codec_max_quality": quality, "codec_prob": 1.0}
+               if codec else {})
   model = trainer.build_model(config.preset("smoke").replace(
-      model=changes, train={"learning_rate": 2e-3, "seed": 0}))
+      model={"width": 16, "flow_cells": 1, "flow_growth": 8},
+      train={"learning_rate": 2e-3, "seed": 0}, objective=objective))
   hr = tf.constant(np.repeat(photo(48, 48, seed=0)[None], 4, axis=0) / 255.0, tf.float32)
   for _ in range(steps):
     model.train_on_batch(hr)

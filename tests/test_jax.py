@@ -94,16 +94,24 @@ def test_a_jax_training_step_lowers_the_loss_on_a_fixed_batch(steps, run):
     assert steps["devices"] == 2
 
 
+# One process trains the whole run and the interrupted one (its second part resumes from the
+# backup on disk, as a rerun would; the process only saves recompiling the step), then writes
+# the images the trained model makes on JAX.
 TRAIN = """
     import sys
-    from fgrn_tf import config
+    import numpy as np
+    from fgrn_tf import config, workdir
     from fgrn_tf.train import trainer
-    preset, workdir, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    exp = config.preset("smoke").replace(train={"steps": steps})
+    preset, base, hr = sys.argv[1], sys.argv[2], np.load(sys.argv[3])
+    exp = config.preset("smoke").replace(train={"steps": 6})
     if preset == "codec":
-      exp = exp.replace(model={"codec_min_quality": 60, "codec_max_quality": 90,
-                               "codec_prob": 0.5, "lr_weight": 0.1})
-    print(trainer.train(exp, workdir).text(workdir))
+      exp = exp.replace(objective={"codec_min_quality": 60, "codec_max_quality": 90,
+                                   "codec_prob": 0.5, "lr_weight": 0.1})
+    for name, steps in (("whole", 6), ("parts", 3), ("parts", 6)):
+      print(trainer.train(exp.replace(train={"steps": steps}), f"{base}/{name}").text(name))
+    model = workdir.load_model(f"{base}/whole")
+    lr = np.asarray(model.downscale(hr))
+    np.savez(f"{base}/jax.npz", lr=lr, sr=np.asarray(model.upscale(lr)))
 """
 
 
@@ -117,44 +125,74 @@ def _weights(path):
   return found
 
 
-ROUNDTRIP = """
-    import sys
-    import numpy as np
-    from fgrn_tf import workdir
-    model = workdir.load_model(sys.argv[1])
-    hr = np.load(sys.argv[2])
-    lr = np.asarray(model.downscale(hr))
-    np.savez(sys.argv[3], lr=lr, sr=np.asarray(model.upscale(lr)))
-"""
-
-
-def _same_images_on_tensorflow(run, tmp_path):
-  """The weights a JAX run trained give the same images on TensorFlow (at most 1 level)."""
+def _same_images_on_tensorflow(run, hr, on_jax, tmp_path):
+  """The weights a JAX run trained give the same images on TensorFlow, in Keras and exported
+  (SavedModel, TFLite): at most 1 level apart."""
   from fgrn_tf import workdir
+  from fgrn_tf.export import exporter
+  from fgrn_tf.runtime import backends
 
-  hr = photo(48, 64, seed=4)[None]
-  np.save(tmp_path / "hr.npy", hr)
-  run_jax(ROUNDTRIP, run, tmp_path / "hr.npy", tmp_path / "jax.npz")
-  on_jax = np.load(tmp_path / "jax.npz")
   model = workdir.load_model(run)
-  lr = np.asarray(model.downscale(hr))
-  assert np.abs(lr.astype(int) - on_jax["lr"]).max() <= 1
-  sr = np.asarray(model.upscale(on_jax["lr"]))
-  assert np.abs(sr.astype(int) - on_jax["sr"]).max() <= 1
+  exporter.export(model, tmp_path / "export", [("hr.png", hr[0])],
+                  formats=["savedmodel", "tflite_float32"], log=lambda _: None)
+  for path, artifact in ((run, None), (tmp_path / "export", "savedmodel"),
+                         (tmp_path / "export", "tflite_float32")):
+    backend = backends.load_backend(path, artifact=artifact)
+    lr = backend.downscale(hr)
+    assert np.abs(lr.astype(int) - on_jax["lr"]).max() <= 1, backend.name
+    sr = backend.upscale(on_jax["lr"])
+    assert np.abs(sr.astype(int) - on_jax["sr"]).max() <= 1, backend.name
 
 
 @pytest.mark.parametrize("preset", ["plain", "codec"])
 def test_a_resumed_jax_run_equals_an_uninterrupted_one_and_runs_on_tensorflow(tmp_path, preset):
+  hr = photo(48, 64, seed=4)[None]
+  np.save(tmp_path / "hr.npy", hr)
+  out = run_jax(TRAIN, preset, tmp_path, tmp_path / "hr.npy")
+  assert "resuming at step 3" in out
   whole, parts = tmp_path / "whole", tmp_path / "parts"
-  run_jax(TRAIN, preset, whole, 6)
-  run_jax(TRAIN, preset, parts, 3)
-  assert "resuming at step 3" in run_jax(TRAIN, preset, parts, 6)
   a, b = _weights(whole / "backup/latest.weights.h5"), _weights(parts / "backup/latest.weights.h5")
   assert a.keys() == b.keys() and len(a) > 10
   for name in a:
     np.testing.assert_allclose(a[name], b[name], rtol=0, atol=1e-6, err_msg=name)
   state = json.loads((parts / "train_state.json").read_text())
   assert state["backend"] == "jax" and state["step"] == 6
-  assert len((parts / "history.jsonl").read_text().splitlines()) == 2
+  history = [json.loads(line) for line in (parts / "history.jsonl").read_text().splitlines()]
+  assert [h["step"] for h in history] == [3, 3, 6]  # an epoch, the longer run from 3, an epoch
+  assert history[1]["changed"] == ["steps: 3 -> 6"]
   if preset == "plain":
-    _same_images_on_tensorflow(whole, tmp_path)
+    _same_images_on_tensorflow(whole, hr, np.load(tmp_path / "jax.npz"), tmp_path)
+
+
+SHIPPED = """
+    import sys
+    import numpy as np
+    from fgrn_tf import workdir
+    from fgrn_tf.runtime import shipped
+    hr, out = np.load(sys.argv[1]), {}
+    for name in ("fgrn_x2", "fgrn_x4"):
+      model = workdir.load_model(shipped.model_dir(name))
+      out[name + "_lr"] = lr = np.asarray(model.downscale(hr))
+      out[name + "_sr"] = np.asarray(model.upscale(lr))
+    np.savez(sys.argv[2], **out)
+"""
+
+
+def test_the_bundled_weights_give_the_same_round_trip_on_both_backends(tmp_path):
+  # bench/backend_parity.py measures the same on whole datasets (Set5 in the closing note).
+  from fgrn_tf import workdir
+  from fgrn_tf.data import defaults, images
+  from fgrn_tf.metrics.psnr_ssim import psnr_y
+  from fgrn_tf.runtime import shipped
+
+  hr = images.read_rgb8(defaults.default_image_files()[0])[None, :96, :128]
+  np.save(tmp_path / "hr.npy", hr)
+  run_jax(SHIPPED, tmp_path / "hr.npy", tmp_path / "jax.npz")
+  on_jax = np.load(tmp_path / "jax.npz")
+  for name in ("fgrn_x2", "fgrn_x4"):
+    model = workdir.load_model(shipped.model_dir(name))
+    lr = np.asarray(model.downscale(hr))
+    assert np.abs(lr.astype(int) - on_jax[name + "_lr"]).max() <= 1, name
+    sr = np.asarray(model.upscale(lr))
+    psnr_tf, psnr_jax = (psnr_y(hr[0], s[0], model.scale) for s in (sr, on_jax[name + "_sr"]))
+    assert psnr_tf > 30 and abs(psnr_tf - psnr_jax) < 0.01, (name, psnr_tf, psnr_jax)

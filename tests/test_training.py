@@ -56,12 +56,13 @@ def _backup_step(workdir, experiment):
 
 def test_every_config_field_is_a_flag_with_its_docstring_line_as_help():
   fields = {(f.section, f.name): f for f in config_fields.override_fields()}
-  for section, cls in (("model", config.ModelConfig), ("train", config.TrainConfig)):
+  for section, cls in (("model", config.ModelConfig), ("train", config.TrainConfig),
+                       ("objective", config.Objective)):
     names = [f.name for f in dataclasses.fields(cls)]
     assert [n for s, n in fields if s == section] == names
     for name in names:
       assert len(fields[section, name].help) > 10, name
-  assert fields["model", "gamma"].help.startswith("weight of the log-determinant")
+  assert fields["objective", "gamma"].help.startswith("weight of the log-determinant")
   assert fields["model", "guidance"].choices == ("flow", "bicubic", "none")
   assert fields["train", "val_images"].help.endswith("when no validation folder is given.")
   assert [fields["model", "snap"].kind, fields["train", "data_dirs"].kind] == ["bool", "list"]
@@ -79,10 +80,11 @@ def test_train_main_helpfull_lists_every_field_as_a_flag():
 def test_overrides_change_only_what_was_given_and_store_absolute_paths(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)
   smoke = config.preset("smoke")
-  exp = smoke.with_overrides(model={"gamma": 0.01, "snap": False, "scale": None},
+  exp = smoke.with_overrides(model={"snap": False, "scale": None},
                              train={"steps": 12, "data_dirs": ["a", "", "/b"], "val_dir": "v",
-                                    "seed": None})
-  assert exp.model == smoke.model.replace(gamma=0.01, snap=False)
+                                    "seed": None}, objective={"gamma": 0.01})
+  assert exp.model == smoke.model.replace(snap=False)
+  assert exp.objective == smoke.objective.replace(gamma=0.01)
   assert exp.train == smoke.train.replace(steps=12, data_dirs=(str(tmp_path / "a"), "/b"),
                                           val_dir=str(tmp_path / "v"))
   assert smoke.with_overrides(train={"data_dirs": [], "val_dir": ""}) == smoke
@@ -179,7 +181,7 @@ def test_unusable_recipes_are_refused(changes, message):
     trainer.check_experiment(config.Experiment(exp.model, exp.train.replace(**changes)))
 
 
-def test_resume_refuses_a_different_network_or_recipe_but_allows_more_steps():
+def test_resume_refuses_a_different_network_or_recipe_but_allows_more_steps_or_a_new_objective():
   saved = config.preset("smoke")
   assert trainer.check_resumable(saved, saved) == []
   longer = config.Experiment(saved.model, saved.train.replace(steps=60))
@@ -187,6 +189,12 @@ def test_resume_refuses_a_different_network_or_recipe_but_allows_more_steps():
   moved = config.Experiment(saved.model, saved.train.replace(steps=60, lr_halving_steps=20))
   assert trainer.check_resumable(saved, moved) == ["steps: 6 -> 60",
                                                      "lr_halving_steps: 1000 -> 20"]
+  # The objective is the training's, not the network's: a resumed run may change it.
+  retuned = saved.replace(objective={"codec_min_quality": 80, "codec_max_quality": 95,
+                                     "codec_prob": 0.25})
+  assert trainer.check_resumable(saved, retuned) == ["codec_min_quality: 0 -> 80",
+                                                     "codec_max_quality: 0 -> 95",
+                                                     "codec_prob: 1.0 -> 0.25"]
   with pytest.raises(trainer.TrainError, match="different network.*guidance"):
     trainer.check_resumable(saved, config.Experiment(saved.model.replace(guidance="none"),
                                                        saved.train))
@@ -233,8 +241,8 @@ def test_a_codec_aware_run_resumes_as_an_uninterrupted_one(tmp_path, eager_funct
   # run draws what the uninterrupted one drew, so it ends with the same weights.
   data = image_folder(tmp_path / "data")
   codec = {"codec_min_quality": 60, "codec_max_quality": 90, "codec_prob": 0.5}
-  whole = _smoke(data, steps=4, steps_per_epoch=2).replace(model=codec)
-  first = _smoke(data, steps=2, steps_per_epoch=2).replace(model=codec)
+  whole = _smoke(data, steps=4, steps_per_epoch=2).replace(objective=codec)
+  first = _smoke(data, steps=2, steps_per_epoch=2).replace(objective=codec)
   out = open(os.devnull, "w")
   trainer.train(whole, tmp_path / "whole", stream=out)
   trainer.train(first, tmp_path / "parts", stream=out)
@@ -297,7 +305,7 @@ def test_smoke_preset_trains_end_to_end_on_the_built_in_images(tmp_path):
   assert "finished: 6/6 steps" in result.stdout and "validation PSNR" in result.stdout
   assert "steps/s" in result.stdout and "ETA" in result.stdout
   assert wd.read_experiment(workdir) == config.preset("smoke").replace(
-      model={"gamma": 0.002, "flow_growth": 6})
+      model={"flow_growth": 6}, objective={"gamma": 0.002})
   for name in (wd.BEST_WEIGHTS, wd.LAST_WEIGHTS, wd.STATE):
     assert (workdir / name).is_file(), name
   assert list((workdir / wd.TENSORBOARD).glob("events.out.tfevents.*"))

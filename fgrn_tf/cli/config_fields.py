@@ -1,4 +1,4 @@
-"""Every ModelConfig and TrainConfig field as a command-line option: name, kind, help text.
+"""Every ModelConfig, TrainConfig and Objective field as a command-line option: name, kind, help.
 
 The training tool defines one flag per field from this (`fgrn_tf/cli/train.py`), so a field
 added to a config is a flag at once, with its help taken from the class docstring.
@@ -11,7 +11,7 @@ import inspect
 import typing
 from typing import Literal
 
-from fgrn_tf.config import ModelConfig, TrainConfig
+from fgrn_tf.config import ModelConfig, Objective, TrainConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,7 +19,7 @@ class OverrideField:
   """One config field as a command-line option.
 
   Attributes:
-    section: "model" (ModelConfig) or "train" (TrainConfig).
+    section: "model" (ModelConfig), "train" (TrainConfig) or "objective" (Objective).
     name: the field's name (and the flag's).
     kind: "int", "float", "bool", "str", "enum" or "list" (of strings).
     help: the field's line in its class docstring.
@@ -64,9 +64,10 @@ def _kind(hint) -> tuple[str, tuple[str, ...]]:
 
 
 def override_fields() -> list[OverrideField]:
-  """Every ModelConfig and TrainConfig field, as the training tool's flags define them."""
+  """Every ModelConfig, TrainConfig and Objective field, as the training tool's flags define
+  them."""
   out = []
-  for section, cls in (("model", ModelConfig), ("train", TrainConfig)):
+  for section, cls in (("model", ModelConfig), ("train", TrainConfig), ("objective", Objective)):
     hints, docs = typing.get_type_hints(cls), attribute_docs(cls)
     for f in dataclasses.fields(cls):
       kind, choices = _kind(hints[f.name])

@@ -2,8 +2,9 @@
 
 `fgrn-train --preset quick --workdir runs/quick` (or `python train_main.py ...`). Running the
 same command again continues the run in --workdir from its last backup. Every field of
-`config.ModelConfig` and `config.TrainConfig` is a flag of the same name, its help text the
-field's description; the preset + flags -> Experiment rule is `Experiment.with_overrides`.
+`config.ModelConfig`, `config.TrainConfig` and `config.Objective` is a flag of the same name,
+its help text the field's description; the preset + flags -> Experiment rule is
+`Experiment.with_overrides`.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ _FIELDS = {f.name: (f.section, _define(f)) for f in config_fields.override_field
 
 def experiment_from_flags() -> config.Experiment:
   """The preset with the flags given on the command line (ConfigError for a bad value)."""
-  given = {"model": {}, "train": {}}
+  given = {"model": {}, "train": {}, "objective": {}}
   for name, (section, holder) in _FIELDS.items():
     given[section][name] = holder.value
   return config.preset(_PRESET.value).with_overrides(**given)

@@ -215,7 +215,8 @@ def _tflite_artifact(stage, sm_dir, model, variant: tflite.Variant, keras_backen
                      log) -> dict:
   """Converts both halves of the SavedModel at `sm_dir` as `variant`; its manifest entry."""
   folder = pathlib.Path(tflite.TFLITE_DIR) / variant.folder
-  info = {"scale": model.scale, "model_config": model.model_config.to_dict()}
+  info = {"scale": model.scale, "model_config": model.model_config.to_dict(),
+          "objective": model.objective.to_dict()}
   files = {}
   for half, file_name in backends.TFLITE_FILES.items():
     log(f"{variant.name}: {file_name}")

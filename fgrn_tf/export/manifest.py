@@ -35,6 +35,7 @@ def describe(model, check_images: list[tuple[str, np.ndarray]], artifacts: dict)
       "exported_at": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
       "scale": scale,
       "model_config": model.model_config.to_dict(),
+      "objective": model.objective.to_dict(),
       "inputs": {
           "downscale": {"input": "hr", "output": "lr", "dtype": "uint8",
                         "shape": [None, None, None, 3],

@@ -51,11 +51,11 @@ def _parameters(m: dict) -> int:
   return FGRN(ModelConfig.from_dict(m)).count_params()
 
 
-def _codec_line(m: dict) -> str:
-  if not m.get("codec_min_quality"):
+def _codec_line(o: config.Objective) -> str:
+  if not o.codec_min_quality:
     return "It was trained for lossless (PNG) LRs. "
-  return (f"It was trained for LRs stored as JPEG at quality {m['codec_min_quality']}.."
-          f"{m['codec_max_quality']} (on {m['codec_prob']:.0%} of the training examples; "
+  return (f"It was trained for LRs stored as JPEG at quality {o.codec_min_quality}.."
+          f"{o.codec_max_quality} (on {o.codec_prob:.0%} of the training examples; "
           "docs/codecs.md). ")
 
 
@@ -71,6 +71,7 @@ def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]
   cfg = json.loads((model / "config.json").read_text())
   state = json.loads((model / "train_state.json").read_text())
   m, t = cfg["model"], cfg["train"]
+  objective = config.Objective.of(cfg.get("objective"), m)
   scale = m["scale"]
   sets = list(evals[0][1]["datasets"])
   hours = state.get("train_seconds", 0) / 3600
@@ -85,7 +86,7 @@ def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]
       f"FGRN (Li et al., BMVC 2021) x{scale} {kind} ({sizes}; "
       f"{_parameters(m):,} parameters), "
       f"trained with this repository's `train_main.py` on a 2-core CPU. "
-      + _codec_line(m)
+      + _codec_line(objective)
       + ("Training is complete." if done else
          f"**Training is not finished** ({state['step']} of {t['steps']} steps): these are the "
          "weights of the best validation so far, and the run continues in later sessions."), "",
@@ -121,7 +122,7 @@ def card(model: pathlib.Path, evals: list[tuple[str, dict]], commands: list[str]
   if all(s in figures for s in sets):
     lines.append(f"| FGRN, the paper ({paper.SETUP}) | " + " | ".join(
         f"{figures[s][0]:.2f} / {figures[s][1]:.4f}" for s in sets) + " |")
-  lines += _codec_rows(evals[0][1], sets, m)
+  lines += _codec_rows(evals[0][1], sets, objective)
   lines += ["", "## The LR images", "",
             "PSNR of the LR against MATLAB's bicubic LR, Y / RGB (how close the visible image "
             "stays to a plain downscale; RGB also counts the colour speckle that Y hides), and "
@@ -177,14 +178,14 @@ def _crop_lines(model: pathlib.Path, sets: list[str]) -> list[str]:
   return lines
 
 
-def _codec_rows(results: dict, sets: list[str], m: dict) -> list[str]:
+def _codec_rows(results: dict, sets: list[str], objective: config.Objective) -> list[str]:
   """The round trip with the LR through each lossy codec of `fgrn-eval --codec`, if any."""
   lossy = [c for c in results.get("codecs", []) if c != "png"]
   if not lossy:
     return []
   lines = ["", "## Through codecs: Y PSNR (dB) / bits per HR pixel of the stored LR", "",
            "The LR through OpenCV's encoder and decoder between downscale and upscale "
-           "(docs/codecs.md); " + _codec_line(m).replace("It was", "this model was")
+           "(docs/codecs.md); " + _codec_line(objective).replace("It was", "this model was")
            .rstrip(" "), "",
            "| method | " + " | ".join(sets) + " |", "|---|" + "---|" * len(sets)]
   for codec in lossy:

@@ -62,6 +62,7 @@ def write(model, path, overwrite: bool = False) -> pathlib.Path:
     archive.write_out(str(stage), verbose=False)
     files.write_json(stage / SAVED_MODEL_INFO, {
         "scale": model.scale, "model_config": model.model_config.to_dict(),
+        "objective": model.objective.to_dict(),
         "signatures": {k: list(v) for k, v in SIGNATURES.items()},
         "serving_default": SERVING_DEFAULT})
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from fgrn_tf.config import ModelConfig
+from fgrn_tf.config import ModelConfig, Objective
 from fgrn_tf.data.imresize import bicubic_downscale
 from fgrn_tf.models import jpeg, losses
 from fgrn_tf.models import precision as precision_lib
@@ -67,15 +67,21 @@ class FGRN(TrainStep, keras.Model):
   """
 
   def __init__(self, config: ModelConfig | dict | None = None, precision: str = "float32",
-               **kwargs):
+               objective: Objective | dict | None = None, **kwargs):
     """`precision`: the dtype policy of Gd's and Gu's convolutions (`fgrn_tf.models.precision`); F,
-    the quantizers and the losses are float32 under every one."""
+    the quantizers and the losses are float32 under every one. `objective`: what `loss_terms`
+    minimises (training only; also tells a codec-aware model, which validates through JPEG)."""
     super().__init__(**kwargs)
     if config is None:
       config = ModelConfig()
     if isinstance(config, dict):
+      legacy = config  # a .keras file from before the objective had its own part
       config = ModelConfig.from_dict(config)
+      objective = objective if objective is not None else Objective.of(None, legacy)
+    if isinstance(objective, dict):
+      objective = Objective.from_dict(objective)
     self.model_config = config
+    self.objective = objective or Objective()
     self.precision = precision
     c = config
     mixed = precision_lib.policy(precision)
@@ -102,7 +108,7 @@ class FGRN(TrainStep, keras.Model):
 
   def get_config(self):
     return {"config": self.model_config.to_dict(), "precision": self.precision,
-            "name": self.name}
+            "objective": self.objective.to_dict(), "name": self.name}
 
   @classmethod
   def from_config(cls, config):
@@ -139,7 +145,7 @@ class FGRN(TrainStep, keras.Model):
     x = clip_quantize(self.downscaler(hr))
     lr, logdet = self._flow_forward(ops.stop_gradient(x))
     out = {"x": x, "lr": lr, "logdet": logdet}
-    c = self.model_config
+    c = self.objective
     through_codec = training and c.trains_through_codec
     if not (through_codec or c.lr_weight):
       out["sr"] = self.upscaler(x)
@@ -160,7 +166,7 @@ class FGRN(TrainStep, keras.Model):
   def _through_codec(self, lr8):
     """The LR as a receiver gets it: JPEG at a quality drawn per example from the config's
     range, for a `codec_prob` share of the batch; the others keep the 8-bit LR."""
-    c = self.model_config
+    c = self.objective
     n = ops.shape(lr8)[0]
     # Drawn from the training step (stateless): the same draws in graph and eager mode, and a
     # resumed run draws what the uninterrupted one would have (its step comes back with Adam's).
@@ -218,7 +224,7 @@ class FGRN(TrainStep, keras.Model):
     lr = self.downscale_float(hr)
     sr = quantize(self.upscale_float(lr))
     out = {"lr": lr, "sr": sr, "psnr": psnr01(hr, sr), "lr_psnr": psnr01(y_bic, lr)}
-    if self.model_config.trains_through_codec:
+    if self.objective.trains_through_codec:
       # At the quality users pick most, through the codec the evaluation reports (OpenCV's
       # libjpeg-turbo: the simulation's exact forward pass), so the best weights are picked on
       # the figure fgrn-eval prints: a codec-aware model is chosen by how it survives the codec.
@@ -233,7 +239,7 @@ class FGRN(TrainStep, keras.Model):
     mode = self.model_config.guidance
     if mode == "flow":
       guide_l1 = losses.guidance_l1(out["lr"], y_bic)
-      guide = losses.guidance(out["lr"], y_bic, out["logdet"], self.model_config.gamma)
+      guide = losses.guidance(out["lr"], y_bic, out["logdet"], self.objective.gamma)
     elif mode == "bicubic":
       # DU_bic: x itself is pulled to the bicubic LR, and this gradient does reach Gd.
       guide_l1 = guide = losses.guidance_l1(out["x"], y_bic)
@@ -241,7 +247,7 @@ class FGRN(TrainStep, keras.Model):
       guide_l1 = losses.guidance_l1(out["x"], y_bic)
       guide = ops.zeros_like(rec)
     if "lr8" in out:  # the picture knob: pulls the stored LR itself to bicubic, through Gd
-      guide = guide + self.model_config.lr_weight * losses.guidance_l1(out["lr8"], y_bic)
+      guide = guide + self.objective.lr_weight * losses.guidance_l1(out["lr8"], y_bic)
     return rec, guide, guide_l1
 
   def loss_terms(self, hr) -> dict:

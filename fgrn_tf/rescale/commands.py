@@ -159,8 +159,8 @@ LOSSY_SUFFIXES = (".jpg", ".jpeg", ".webp")
 def lossy_lr_note(command: str, jobs, backend) -> str | None:
   """One line for `upscale` of JPEG/WebP LRs by a model trained for lossless LRs only (its
   gain over bicubic mostly goes with the codec: docs/codecs.md), else None."""
-  config = getattr(backend, "model_config", None)
-  if command != "upscale" or config is None or config.trains_through_codec:
+  objective = getattr(backend, "objective", None)
+  if command != "upscale" or objective is None or objective.trains_through_codec:
     return None
   lossy = [j for j in jobs if j.source.suffix.lower() in LOSSY_SUFFIXES]
   if not lossy:

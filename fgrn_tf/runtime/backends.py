@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from fgrn_tf.config import ModelConfig
+from fgrn_tf.config import ModelConfig, Objective
 from fgrn_tf.errors import FGRNError, UsageError, one_line
 from fgrn_tf.models.image_batch import check_batch
 from fgrn_tf.runtime import litert
@@ -53,11 +53,13 @@ class Backend(abc.ABC):
     name: what runs it ("keras", "savedmodel", "tflite").
     model_config: the `ModelConfig` when the source records it (tiling uses its receptive
       field), else None.
+    objective: the `Objective` it was trained with, when the source records it, else None.
   """
 
   scale: int
   name: str = "backend"
   model_config = None
+  objective = None
 
   @abc.abstractmethod
   def downscale(self, hr: np.ndarray) -> np.ndarray:
@@ -79,6 +81,7 @@ class KerasBackend(Backend):
     self.model = model
     self.scale = model.scale
     self.model_config = model.model_config
+    self.objective = model.objective
     spec = tf.TensorSpec([None, None, None, 3], tf.uint8)
     self._down = tf.function(model.downscale, input_signature=[spec])
     self._up = tf.function(model.upscale, input_signature=[spec])
@@ -90,10 +93,12 @@ class KerasBackend(Backend):
     return self._up(check_batch(lr, "upscale input")).numpy()
 
 
-def _config_from(info: dict | None):
+def _config_from(info: dict | None) -> tuple[ModelConfig | None, Objective | None]:
+  """The network and objective an export's info records (None, None when it does not)."""
   if not info or "model_config" not in info:
-    return None
-  return ModelConfig.from_dict(info["model_config"])
+    return None, None
+  return (ModelConfig.from_dict(info["model_config"]),
+          Objective.of(info.get("objective"), info["model_config"]))
 
 
 class SavedModelBackend(Backend):
@@ -117,7 +122,7 @@ class SavedModelBackend(Backend):
                        f"{sorted(self.loaded.signatures)}); export it with fgrn-export")
     info_path = self.path / SAVED_MODEL_INFO
     info = json.loads(info_path.read_text()) if info_path.is_file() else None
-    self.model_config = _config_from(info)
+    self.model_config, self.objective = _config_from(info)
     self.scale = int(info["scale"]) if info else _probe_scale(self._run_up)
 
   def _run(self, half: str, images: np.ndarray) -> np.ndarray:
@@ -205,7 +210,7 @@ class TFLiteBackend(Backend):
     if not self.halves:
       raise ModelFileError("TFLiteBackend needs downscaler.tflite, upscaler.tflite or both")
     infos = [h.info for h in self.halves.values() if h.info]
-    self.model_config = _config_from(infos[0]) if infos else None
+    self.model_config, self.objective = _config_from(infos[0] if infos else None)
     scales = {int(i["scale"]) for i in infos if "scale" in i}
     if len(scales) > 1:
       raise ModelFileError(f"the two .tflite files are of different scales {sorted(scales)}")

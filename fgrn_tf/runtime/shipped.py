@@ -80,9 +80,11 @@ class Bundled:
   set5: tuple[float, float] | None
 
 
-def trained_for(model: dict) -> str:
-  """What a model's config (the `model` part of config.json) was trained for, in a few words."""
-  low, high = model.get("codec_min_quality", 0), model.get("codec_max_quality", 0)
+def trained_for(cfg: dict) -> str:
+  """What a model was trained for, in a few words, from its config.json (`cfg`)."""
+  model = cfg["model"]
+  objective = config.Objective.of(cfg.get("objective"), model)
+  low, high = objective.codec_min_quality, objective.codec_max_quality
   lr = f"JPEG q{low}..{high}" if low else "lossless"
   try:
     paper_width = config.model_preset_for_scale(model["scale"]).width
@@ -116,8 +118,9 @@ def card_figures(card: str, dataset: str = "Set5") -> tuple[float, float] | None
 def describe(name: str) -> Bundled:
   """What the bundled model `name` is, from its files (no model is loaded)."""
   path = model_dir(name)
-  model = json.loads((path / "config.json").read_text())["model"]
+  cfg = json.loads((path / "config.json").read_text())
+  model = cfg["model"]
   card = path / CARD
   size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-  return Bundled(name, path, int(model["scale"]), size, trained_for(model),
+  return Bundled(name, path, int(model["scale"]), size, trained_for(cfg),
                  card_figures(card.read_text()) if card.is_file() else None)

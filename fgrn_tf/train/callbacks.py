@@ -5,7 +5,6 @@ the model's variables before the epoch's callbacks)."""
 
 from __future__ import annotations
 
-import json
 import math
 import pathlib
 import time
@@ -139,8 +138,7 @@ class Checkpoints(keras.callbacks.Callback):
       wd.write_state(self.workdir, self.state)
       line = {"step": step, "seconds": round(self.state["train_seconds"], 1),
               **{k: round(_scalar(v), 6) for k, v in logs.items()}}
-      with open(self.workdir / wd.HISTORY, "a") as f:
-        f.write(json.dumps(line) + "\n")
+      wd.append_history(self.workdir, line)
 
 
 class Summaries(keras.callbacks.Callback):

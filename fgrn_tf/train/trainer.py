@@ -71,25 +71,24 @@ def check_experiment(experiment: Experiment) -> None:
     raise TrainError("val_images, val_crop and seed must be >= 0")
 
 
+def _differences(old, new) -> list[str]:
+  return [f"{f.name}: {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
+          for f in dataclasses.fields(old) if getattr(old, f.name) != getattr(new, f.name)]
+
+
 def check_resumable(saved: Experiment, new: Experiment) -> list[str]:
   """Raises TrainError if `new` cannot continue a run made with `saved`; returns the
-  allowed changes (as "field: old -> new") otherwise."""
+  allowed changes (as "field: old -> new") otherwise: the objective's, and the recipe's
+  RESUMABLE_CHANGES. The network must stay the same."""
   if saved.model != new.model:
-    diff = [f"{f.name}: {getattr(saved.model, f.name)!r} -> {getattr(new.model, f.name)!r}"
-            for f in dataclasses.fields(saved.model)
-            if getattr(saved.model, f.name) != getattr(new.model, f.name)]
-    raise TrainError(f"the workdir holds a different network ({'; '.join(diff)}); "
-                     f"use a new --workdir")
-  changes, blocked = [], []
-  for f in dataclasses.fields(saved.train):
-    old, value = getattr(saved.train, f.name), getattr(new.train, f.name)
-    if old != value:
-      (changes if f.name in RESUMABLE_CHANGES else blocked).append(f"{f.name}: {old!r} -> "
-                                                                   f"{value!r}")
+    raise TrainError(f"the workdir holds a different network "
+                     f"({'; '.join(_differences(saved.model, new.model))}); use a new --workdir")
+  recipe = _differences(saved.train, new.train)
+  blocked = [c for c in recipe if c.split(":")[0] not in RESUMABLE_CHANGES]
   if blocked:
     raise TrainError(f"the workdir was trained with a different recipe ({'; '.join(blocked)}); "
                      f"rerun with the same flags or use a new --workdir")
-  return changes
+  return recipe + _differences(saved.objective, new.objective)
 
 
 # ---- model and optimizer ---------------------------------------------------------------------
@@ -106,10 +105,11 @@ def build_model(experiment: Experiment, strategy=None) -> FGRN:
   (under `strategy`'s scope on TensorFlow)."""
   keras.utils.set_random_seed(experiment.train.seed)
   jax = keras.backend.backend() == "jax"
-  if jax and experiment.model.trains_through_codec:
+  if jax and experiment.objective.trains_through_codec:
     jpeg.require_float64()  # the codec's exact track; before any array is made
   with strategy.scope() if strategy is not None else contextlib.nullcontext():
-    model = FGRN(experiment.model, precision=experiment.train.precision)
+    model = FGRN(experiment.model, precision=experiment.train.precision,
+                 objective=experiment.objective)
     adam = keras.optimizers.Adam(learning_rate_schedule(experiment.train))
     # TensorFlow without XLA: slower on CPU, fails on logical CPUs (docs/tf_notes.md,
     # Training). JAX always compiles its step (op by op it would crawl).
@@ -204,10 +204,12 @@ def train(experiment: Experiment, workdir, strategy=None, stream=None,
     raise TrainError(f"{_os_error_text(e)}{kept}") from None
 
 
-def _check_workdir(experiment: Experiment, workdir: pathlib.Path, stream) -> bool:
-  """Whether the run in `workdir` is complete; TrainError when `experiment` cannot continue it."""
+def _check_workdir(experiment: Experiment, workdir: pathlib.Path, stream
+                   ) -> tuple[bool, list[str]]:
+  """Whether the run in `workdir` is complete, and what `experiment` changes in it (printed);
+  TrainError when `experiment` cannot continue it."""
   if not (workdir / wd.CONFIG).is_file():
-    return False
+    return False, []
   try:
     saved = wd.read_experiment(workdir)
   except wd.WorkdirError as e:
@@ -218,7 +220,7 @@ def _check_workdir(experiment: Experiment, workdir: pathlib.Path, stream) -> boo
     changes.append(f"backend: {started_on} -> {keras.backend.backend()}")
   if changes:
     print(f"continuing with changed settings: {'; '.join(changes)}", file=stream)
-  return wd.read_state(workdir).get("step", 0) >= experiment.train.steps
+  return wd.read_state(workdir).get("step", 0) >= experiment.train.steps, changes
 
 
 def _resume(model: FGRN, backup: pathlib.Path, steps_per_epoch: int) -> int:
@@ -259,7 +261,8 @@ def _train(experiment: Experiment, workdir: pathlib.Path, strategy, replicas: in
            worker_index: int, stream, time_limit_s: float | None = None) -> Summary:
   t = experiment.train
   state = wd.read_state(workdir)
-  if _check_workdir(experiment, workdir, stream):
+  complete, changes = _check_workdir(experiment, workdir, stream)
+  if complete:
     return Summary.from_state(state, t.steps, 0.0, True)
   if t.batch_size % replicas:
     raise TrainError(f"batch size {t.batch_size} does not split over {replicas} replicas")
@@ -282,6 +285,8 @@ def _train(experiment: Experiment, workdir: pathlib.Path, strategy, replicas: in
   if start:
     print(f"resuming at step {start} (learning rate {float(model.optimizer.learning_rate):.3g})",
           file=stream)
+    if chief and changes:  # config.json holds the new settings; the history says from when
+      wd.append_history(workdir, {"step": start, "changed": changes})
   elif state:
     state = {}  # a state file without a backup belongs to an earlier, discarded run
 

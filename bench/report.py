@@ -18,6 +18,7 @@ EXTERNAL = (
     ("export_latency", "SavedModel and TFLite: size, agreement, latency"),
     ("memory_vs_size", "Peak memory of a round trip against image size"),
     ("rate_distortion", "Rate-distortion: the LR through JPEG and WebP"),
+    ("serving", "TF Serving: the bytes signatures against the uint8 ones"),
 )
 OWN = ("latency", "train_modes", "train_paper", "flops", "profile")
 SECTIONS = OWN + tuple(name for name, _ in EXTERNAL)

@@ -8,8 +8,9 @@ both when it starts): Keras latency of downscale, upscale and round trip at 256,
 HR with 1 and 2 threads; a training step in the default graph mode, with XLA and under
 MirroredStrategy on 2 logical CPUs; FLOPs per module, the float32 peak and the achieved
 fraction; a profile of one training step and one upscale. The other scripts in bench/
-(train_throughput.py, export_latency.py, memory_vs_size.py) are run too and their tables
-included. The report's layout is bench/report.py's, the plots bench/plots.py's.
+(train_throughput.py, export_latency.py, memory_vs_size.py, rate_distortion.py, serving.py) are
+run too and their tables included. The report's layout is bench/report.py's, the plots
+bench/plots.py's.
 
 The full run writes BENCHMARKS.md at the repository root; --quick writes it in the results
 folder (default results/bench/, git-ignored), so a smoke run never replaces the real report.
@@ -54,8 +55,9 @@ class Plan:
 
   @classmethod
   def make(cls, quick: bool, external_timeout: float | None = None) -> Plan:
-    plan = (cls(quick=True, sizes=(64, 128), runs=2, train_scales=(2,), batch=2, patch=32,
-                train_steps=2, paper_batch=3, paper_patch=48, flops_side=128,
+    # Quick: one scale (x4 runs the same code), tiny sizes.
+    plan = (cls(quick=True, scales=(2,), sizes=(64, 128), runs=2, train_scales=(2,), batch=2,
+                patch=32, train_steps=2, paper_batch=3, paper_patch=48, flops_side=128,
                 onednn_sizes=(128,), worker_timeout=300.0, external_timeout=180.0)
             if quick else cls(quick=False))
     if external_timeout is not None:
@@ -70,7 +72,7 @@ ONEDNN = {"TF_ENABLE_ONEDNN_OPTS": "1"}
 # The flag by which each of the other scripts takes a path for its JSON (memory_vs_size prints
 # its table only).
 JSON_FLAGS = {"train_throughput": "--json_out", "export_latency": "--out",
-              "rate_distortion": "--json_out"}
+              "rate_distortion": "--json_out", "serving": "--json_out"}
 # Scripts that write files of their own (CSV, plot) into the results folder.
 OUTPUT_DIR_FLAGS = {"rate_distortion": "--output_dir"}
 

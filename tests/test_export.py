@@ -116,7 +116,8 @@ def test_export_writes_serving_layout_tflite_pairs_and_manifest(run):
     assert entry["ops"] == litert.check_builtin_ops(path.read_bytes(), path.name)
     assert "CONV_2D" in entry["ops"]
     assert litert.metadata(path.read_bytes()) == {
-        "half": half, "scale": 2, "format": name, "model_config": config.smoke().model.to_dict()}
+        "half": half, "scale": 2, "format": name, "model_config": config.smoke().model.to_dict(),
+        "objective": config.smoke().objective.to_dict()}
   for name in EXACT:
     a = m["artifacts"][name]["agreement"]
     assert a["downscale_max_abs_diff"] <= 1 and a["upscale_max_abs_diff"] <= 1, (name, a)
@@ -482,14 +483,16 @@ def test_overwrite_replaces_a_previous_export_and_nothing_else(tmp_path):
   written = exporter.export(tiny_model(), out, check, formats=["savedmodel"], overwrite=True,
                             log=lambda _: None)
   assert set(written["artifacts"]) == {"savedmodel"}
-  assert sorted(p.name for p in out.iterdir()) == ["fgrn_x2", "manifest.json"]  # no old tflite/
+  # No old tflite/; the server's two files beside the SavedModel.
+  assert sorted(p.name for p in out.iterdir()) == ["batching_parameters.txt", "fgrn_x2",
+                                                  "manifest.json", "models.config"]
   assert (out / "fgrn_x2" / "1" / "saved_model.pb").stat().st_size > 100
   assert sorted(p.name for p in tmp_path.iterdir()) == ["beside.txt", "out"]
 
 
 def test_a_full_disk_is_reported_on_the_output_path_not_the_hidden_staging_one(
     tmp_path, monkeypatch):
-  def full_disk(model, path, overwrite=False):
+  def full_disk(model, path, overwrite=False, **options):
     # Where TF's writer would be when the disk fills: inside the SavedModel's own staging.
     inner = pathlib.Path(path).parent / ".1.k2j4h6g8.tmp" / "variables"
     inner.mkdir(parents=True)

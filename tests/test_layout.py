@@ -96,13 +96,15 @@ def test_no_import_cycles():
 
 # Deferred imports of the package, each for TensorFlow's import time (seconds) on a path that
 # must answer without it: the public face (its API and version too, as the names are asked for),
-# `fgrn info`, a workdir read for its config alone, and tiling's bicubic alpha. cli/ imports its
+# `fgrn info`, a workdir read for its config alone, and the bicubic alpha of tiling and of the
+# served graph (`fgrn-export` answers its flags first). cli/ imports its
 # library after the flags parse, by design.
 DEFERRED = {
     "fgrn_tf": {"fgrn_tf.models.fgrn", "fgrn_tf.workdir", "fgrn_tf.api", "fgrn_tf.version"},
     "fgrn_tf.rescale.commands": {"fgrn_tf.models.fgrn"},
     "fgrn_tf.workdir": {"fgrn_tf.models.fgrn"},
     "fgrn_tf.rescale.tiling": {"fgrn_tf.data.imresize"},
+    "fgrn_tf.export.image_bytes": {"fgrn_tf.data.imresize"},
     "fgrn_tf.models.fgrn": {"fgrn_tf.models.jpeg"},
 }
 

@@ -30,12 +30,12 @@ def scale(default: int | None = None, also: str = "") -> flags.FlagHolder:
       f"(default {said}) and is checked against --model's.{' ' + also if also else ''}")
 
 
-def max_pixels() -> flags.FlagHolder:
+def max_pixels(also: str = "") -> flags.FlagHolder:
   """--max_pixels: the decoder's pixel ceiling (`fgrn_tf.data.images.set_max_pixels`)."""
   return flags.DEFINE_integer(
       "max_pixels", None, "Refuse (skip) image files of more pixels than this: the decoder "
-      "holds a whole image in memory. Default: $FGRN_MAX_PIXELS, else 2**27 (134 million).",
-      lower_bound=1)
+      "holds a whole image in memory. Default: $FGRN_MAX_PIXELS, else 2**27 (134 million)."
+      + (f" {also}" if also else ""), lower_bound=1)
 
 
 def precision() -> flags.FlagHolder:

@@ -30,8 +30,11 @@ from fgrn_tf.export import (
   inputs,
   manifest,
   saved_model,
+  server_config,
   tflite,
 )
+from fgrn_tf.export.bytes_signatures import ServingOptions
+from fgrn_tf.files import write_text
 from fgrn_tf.runtime import backends, litert, resolve
 from fgrn_tf.workdir import weights_path
 
@@ -75,7 +78,7 @@ def export_path(model_path, output_dir, formats: str | Sequence[str] = DEFAULT_F
       images, else the check images).
     overwrite: replace an earlier export at `output_dir`.
     log: receives one progress line per step.
-    **options: model_name, version, max_int8_full_drop of `export`.
+    **options: model_name, version, max_int8_full_drop, serving, serving_base of `export`.
 
   Raises:
     ExportError (or another FGRNError) with one line naming the file or flag at fault.
@@ -88,6 +91,8 @@ def export_path(model_path, output_dir, formats: str | Sequence[str] = DEFAULT_F
     peeked = resolve.peek(path)
     if peeked is not None:
       resolve.check(path, *peeked, scale)
+      if options.get("serving") is not None and peeked[1] is not None:  # before the loading
+        options["serving"].check(*peeked)
     formats = parse_formats(formats)
     is_workdir = inputs.check_model_path(path)
     # Nothing that is read may be written over: the output is checked before any work is done.
@@ -122,7 +127,8 @@ def export(model, output_dir, check_images: list[tuple[str, np.ndarray]],
            version: int = 1, calibration_images: list[np.ndarray] | None = None,
            max_int8_full_drop: float = agreement.DEFAULT_MAX_INT8_FULL_DROP_DB,
            overwrite: bool = False, source: dict | None = None,
-           log: Callable[[str], None] = print) -> dict:
+           log: Callable[[str], None] = print, serving: ServingOptions | None = None,
+           serving_base: str = server_config.DEFAULT_BASE) -> dict:
   """Writes the artifacts of `model` to `output_dir` and returns the manifest.
 
   Args:
@@ -141,6 +147,10 @@ def export(model, output_dir, check_images: list[tuple[str, np.ndarray]],
     overwrite: replace an earlier export at `output_dir`.
     source: what the model was loaded from, recorded in the manifest.
     log: receives one progress line per step.
+    serving: the SavedModel's bytes signatures: tile, pixel cap, LR format (default
+      ServingOptions()).
+    serving_base: the folder TF Serving finds `<model_name>/` in, for models.config (default
+      the container's /models).
 
   Raises:
     ExportError: bad arguments, an output folder it must not replace, an I/O error (naming
@@ -153,14 +163,22 @@ def export(model, output_dir, check_images: list[tuple[str, np.ndarray]],
   folders.check_output_dir(output_dir, overwrite)
   if not check_images:
     raise ExportError("no check images: every artifact is compared with Keras on some")
+  serving = serving or ServingOptions()
+  serving.check(model.scale, model.model_config)
   try:
-    serving = saved_model.serving_dir(".", model_name, version)
+    serving_path = saved_model.serving_dir(".", model_name, version)
   except ValueError as e:
     raise ExportError(str(e)) from None
 
   def build(stage: pathlib.Path) -> dict:
-    artifacts = _write_artifacts(stage, model, serving, formats, check_images,
-                                 calibration_images, max_int8_full_drop, log) if formats else {}
+    artifacts = _write_artifacts(stage, model, serving_path, formats, check_images,
+                                 calibration_images, max_int8_full_drop, log,
+                                 serving) if formats else {}
+    if saved_model.FORMAT in formats:
+      write_text(stage / server_config.MODELS_CONFIG,
+                 server_config.models_config(model_name, serving_base))
+      write_text(stage / server_config.BATCHING_PARAMETERS,
+                 server_config.batching_parameters(model.scale, serving.max_pixels))
     m = manifest.describe(model, check_images, artifacts)
     m.update(model_name=model_name, version=int(version), source=source or {})
     manifest.write(stage, m)
@@ -172,7 +190,7 @@ def export(model, output_dir, check_images: list[tuple[str, np.ndarray]],
 
 
 def _write_artifacts(stage, model, serving, formats, check_images, calibration_images,
-                     max_int8_full_drop, log) -> dict:
+                     max_int8_full_drop, log, options: ServingOptions) -> dict:
   """Writes and checks every artifact of `formats` under `stage`; returns their entries."""
   scale = model.scale
   keras_backend = backends.KerasBackend(model)
@@ -183,13 +201,16 @@ def _write_artifacts(stage, model, serving, formats, check_images, calibration_i
   # .tflite files were asked for (then it is removed at the end).
   sm_dir = stage / serving
   log(f"SavedModel -> {serving}")
-  saved_model.write(model, sm_dir)
+  saved_model.write(model, sm_dir, serving=options,
+                    for_servers=saved_model.FORMAT in formats)
   if saved_model.FORMAT in formats:
     artifacts[saved_model.FORMAT] = {
         "path": serving.as_posix(), "bytes": _size(sm_dir),
         "signatures": {**{k: {"input": i, "output": o} for k, (i, o) in
-                          backends.SIGNATURES.items()},
+                          {**backends.SIGNATURES, **backends.BYTES_SIGNATURES}.items()},
                        "serving_default": backends.SERVING_DEFAULT},
+        "serving": options.describe(scale),
+        "server_files": list(server_config.FILES),
         "agreement": agreement.agreement(backends.SavedModelBackend(sm_dir), check_images, ref,
                                          scale)}
 

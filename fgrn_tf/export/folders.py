@@ -26,7 +26,7 @@ from typing import TypeVar
 from fgrn_tf import files
 from fgrn_tf.data.images import IMAGE_EXTENSIONS
 from fgrn_tf.errors import FGRNError, one_line
-from fgrn_tf.export import ExportError, tflite
+from fgrn_tf.export import ExportError, server_config, tflite
 from fgrn_tf.export.manifest import MANIFEST_FORMAT
 from fgrn_tf.runtime.backends import MANIFEST, TFLITE_FILES
 from fgrn_tf.workdir import BEST_WEIGHTS, CONFIG, LAST_WEIGHTS
@@ -210,7 +210,7 @@ def _foreign(folder: pathlib.Path, manifest: dict) -> str | None:
   model_name, version = manifest.get("model_name"), str(manifest.get("version"))
   variants = {v.folder for v in tflite.VARIANTS.values()}
   for entry in sorted(folder.iterdir()):
-    if entry.name == MANIFEST and _plain(entry, False):
+    if entry.name in (MANIFEST, *server_config.FILES) and _plain(entry, False):
       continue
     if entry.name == tflite.TFLITE_DIR and _plain(entry, True):
       for variant in sorted(entry.iterdir()):

@@ -18,7 +18,7 @@ from fgrn_tf.runtime.backends import MANIFEST
 MANIFEST_FORMAT = "fgrn-export/1"
 # The order the manifest's top-level keys are written in (others follow).
 _KEYS = ("format", "model_name", "version", "scale", "exported_at", "source", "inputs",
-         "model_config", "check_set", "artifacts")
+         "bytes_inputs", "model_config", "check_set", "artifacts")
 
 
 def describe(model, check_images: list[tuple[str, np.ndarray]], artifacts: dict) -> dict:
@@ -45,12 +45,31 @@ def describe(model, check_images: list[tuple[str, np.ndarray]], artifacts: dict)
                       "shape": [None, None, None, 3],
                       "constraint": f"RGB, any h and w; output [N, {scale}h, {scale}w, 3]"},
       },
+      **_bytes_inputs(scale, artifacts),
       "check_set": {"images": [n for n, _ in check_images],
                     "sizes": [list(im.shape[:2]) for _, im in check_images],
                     "psnr": f"Y of YCbCr (BT.601), {scale} border pixels cropped, mean over "
                             f"images (100 dB stands for identical)"},
       "artifacts": artifacts,
   }
+
+
+def _bytes_inputs(scale: int, artifacts: dict) -> dict:
+  """The bytes signatures' entries of "inputs", when the SavedModel was written."""
+  serving = artifacts.get("savedmodel", {}).get("serving")
+  if not serving:
+    return {}
+  cap = f"at most {serving['max_pixels']} HR pixels each (larger: INVALID_ARGUMENT)"
+  files = "string [N] of PNG, JPEG, BMP or WebP files, any sizes"
+  return {"bytes_inputs": {
+      "downscale_bytes": {"input": "hr_bytes", "output": "lr_bytes", "dtype": "string",
+                          "shape": [None],
+                          "constraint": f"{files}, {cap}; output {serving['lr_format']} "
+                                        f"files of ceil(H/{scale}) x ceil(W/{scale})"},
+      "upscale_bytes": {"input": "lr_bytes", "output": "hr_bytes", "dtype": "string",
+                        "shape": [None],
+                        "constraint": f"{files}, {cap}; output png files of {scale}h x "
+                                      f"{scale}w, or the HR size a PNG LR records"}}}
 
 
 def write(folder: pathlib.Path, manifest: dict) -> None:

@@ -1,11 +1,15 @@
-"""FGRN as a SavedModel for TF Serving: `downscale` and `upscale` signatures on uint8 images.
+"""FGRN as a SavedModel for TF Serving: signatures on uint8 images and on encoded images.
 
 Layout: `<base>/<model_name>/<version>/` (what `tensorflow_model_server --model_base_path=
 <base>/<model_name>` serves). Signatures (dynamic N, H, W; `serving_default` = `upscale`):
   downscale: {"hr": uint8 [N, H, W, 3]} -> {"lr": uint8 [N, H/s, W/s, 3]}; H and W multiples
              of s, else INVALID_ARGUMENT "... must be multiples of the scale s"
   upscale:   {"lr": uint8 [N, h, w, 3]} -> {"hr": uint8 [N, h*s, w*s, 3]}
-`assets.extra/fgrn_model.json` holds the scale and model config (TF Serving ignores the folder).
+  downscale_bytes, upscale_bytes: string [N] of PNG/JPEG/BMP/WebP files -> string [N] of
+             files, tiled, with a pixel cap (`bytes_signatures`)
+The uint8 ones run the whole image at once (TFLite is converted from them); the bytes ones are
+for servers. `assets.extra/fgrn_model.json` holds the scale, model config and serving options
+(TF Serving ignores the folder).
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ import pathlib
 
 from fgrn_tf import files
 from fgrn_tf.export import folders
-from fgrn_tf.runtime.backends import SAVED_MODEL_INFO, SERVING_DEFAULT, SIGNATURES
+from fgrn_tf.export.bytes_signatures import BUILDERS, ServingOptions
+from fgrn_tf.runtime.backends import (
+  BYTES_SIGNATURES,
+  SAVED_MODEL_INFO,
+  SERVING_DEFAULT,
+  SIGNATURES,
+)
 
 # The --formats name of the SavedModel.
 FORMAT = "savedmodel"
@@ -29,7 +39,8 @@ def serving_dir(base, model_name: str, version: int) -> pathlib.Path:
   return pathlib.Path(base) / model_name / str(int(version))
 
 
-def write(model, path, overwrite: bool = False) -> pathlib.Path:
+def write(model, path, overwrite: bool = False, serving: ServingOptions | None = None,
+          for_servers: bool = True) -> pathlib.Path:
   """Writes `model` (an `FGRN`) as a SavedModel at `path`.
 
   The SavedModel is built in a temporary folder beside `path` and renamed into place, so a
@@ -39,6 +50,9 @@ def write(model, path, overwrite: bool = False) -> pathlib.Path:
     model: a trained `FGRN`.
     path: the version folder to write.
     overwrite: replace an existing `path` (else FileExistsError).
+    serving: the bytes signatures' tile, pixel cap and LR format (default: ServingOptions()).
+    for_servers: with the bytes signatures; without them, the SavedModel is only what TFLite
+      is converted from (they would more than double the time it takes to write).
 
   Returns:
     `path`.
@@ -47,6 +61,8 @@ def write(model, path, overwrite: bool = False) -> pathlib.Path:
   import tensorflow as tf
 
   path = pathlib.Path(path)
+  serving = serving or ServingOptions()
+  serving.check(model.scale, model.model_config)
   if path.exists() and not overwrite:
     raise FileExistsError(f"{path}: exists (pass --overwrite to replace it)")
   archive = keras.export.ExportArchive()
@@ -57,14 +73,18 @@ def write(model, path, overwrite: bool = False) -> pathlib.Path:
   key_in, key_out = SIGNATURES[SERVING_DEFAULT]
   archive.add_endpoint("serving_default", _endpoint(getattr(model, SERVING_DEFAULT), key_out),
                        input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, key_in)])
+  with_bytes = BYTES_SIGNATURES if for_servers else {}
+  for name, (key_in, _) in with_bytes.items():
+    archive.add_endpoint(name, BUILDERS[name](model, serving),
+                         input_signature=[tf.TensorSpec([None], tf.string, key_in)])
 
   def build(stage: pathlib.Path) -> None:
     archive.write_out(str(stage), verbose=False)
     files.write_json(stage / SAVED_MODEL_INFO, {
         "scale": model.scale, "model_config": model.model_config.to_dict(),
         "objective": model.objective.to_dict(),
-        "signatures": {k: list(v) for k, v in SIGNATURES.items()},
-        "serving_default": SERVING_DEFAULT})
+        "signatures": {k: list(v) for k, v in {**SIGNATURES, **with_bytes}.items()},
+        "serving_default": SERVING_DEFAULT, "serving": serving.describe(model.scale)})
 
   folders.build_in_place(path, build)
   return path

@@ -29,6 +29,10 @@ from fgrn_tf.workdir import CONFIG, ModelNotFoundError, load_model
 
 # What the export writes and the backends read (fgrn_tf.export imports these names).
 SIGNATURES = {"downscale": ("hr", "lr"), "upscale": ("lr", "hr")}  # half -> (input, output)
+# The SavedModel's signatures on encoded images, for servers (`fgrn_tf.export.bytes_signatures`):
+# TF Serving's REST API carries an input or output whose alias ends in `_bytes` as base64.
+BYTES_SIGNATURES = {"downscale_bytes": ("hr_bytes", "lr_bytes"),
+                    "upscale_bytes": ("lr_bytes", "hr_bytes")}
 SERVING_DEFAULT = "upscale"
 SAVED_MODEL_INFO = pathlib.Path("assets.extra") / "fgrn_model.json"
 TFLITE_FILES = {"downscale": "downscaler.tflite", "upscale": "upscaler.tflite"}

@@ -109,13 +109,27 @@ def serve(loaded, request_bytes: bytes):
   try:
     outputs = signature(**{k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()})
   except tf.errors.InvalidArgumentError as e:
-    return "INVALID_ARGUMENT", e.message
+    return "INVALID_ARGUMENT", server_message(e)
   response = predict_pb2.PredictResponse()
   response.model_spec.CopyFrom(request.model_spec)
   response.model_spec.signature_name = name
   for key, value in outputs.items():
     response.outputs[key].CopyFrom(tf.make_tensor_proto(value.numpy()))
   return "OK", response
+
+
+def server_message(error) -> str:
+  """The status message the server answers with. TF's Python runtime heads the error of a
+  function it called with where the error was detected ("Graph execution error:", "Detected at
+  node ...", its stack or "<stack traces unavailable>"); the server's C++ runtime does not."""
+  lines = error.message.splitlines()
+  if lines[:1] != ["Graph execution error:"]:
+    return error.message
+  rest = lines[1:]
+  while rest and (not rest[0].strip() or rest[0].startswith(("Detected at node", "<stack traces"))
+                  or rest[0].startswith(" ")):
+    rest = rest[1:]
+  return "\n".join(rest)
 
 
 def rest_predict(loaded, body: str) -> str:
@@ -128,7 +142,7 @@ def rest_predict(loaded, body: str) -> str:
   try:
     outputs = signature(**{k: tf.constant(v, tf.string) for k, v in columns.items()})
   except tf.errors.InvalidArgumentError as e:
-    return json.dumps({"error": e.message})
+    return json.dumps({"error": server_message(e)})
   (key, value), = outputs.items()  # one named output: its values are listed without the name
   assert key.endswith("_bytes")
   return json.dumps({"predictions": [{"b64": base64.b64encode(v).decode()}

@@ -42,6 +42,8 @@ FORMATS = (saved_model.FORMAT, *tflite.VARIANTS)
 # The mixed int8 variant runs TFLite's (experimental) quantization debugger over the
 # calibration images, the slowest conversion: it is written when asked for.
 DEFAULT_FORMATS = tuple(f for f in FORMATS if f != "tflite_int8_mixed")
+# The SavedModel the .tflite files are converted from, inside the staging folder only.
+TFLITE_SOURCE = ".tflite_source"
 
 
 def parse_formats(text: str | Sequence[str]) -> tuple[str, ...]:
@@ -197,13 +199,10 @@ def _write_artifacts(stage, model, serving, formats, check_images, calibration_i
   ref = agreement.reference(keras_backend, check_images)
   artifacts: dict[str, dict] = {}
 
-  # Every .tflite is converted from the SavedModel's signatures: write it even when only
-  # .tflite files were asked for (then it is removed at the end).
   sm_dir = stage / serving
-  log(f"SavedModel -> {serving}")
-  saved_model.write(model, sm_dir, serving=options,
-                    for_servers=saved_model.FORMAT in formats)
   if saved_model.FORMAT in formats:
+    log(f"SavedModel -> {serving}")
+    saved_model.write(model, sm_dir, serving=options)
     artifacts[saved_model.FORMAT] = {
         "path": serving.as_posix(), "bytes": _size(sm_dir),
         "signatures": {**{k: {"input": i, "output": o} for k, (i, o) in
@@ -214,21 +213,27 @@ def _write_artifacts(stage, model, serving, formats, check_images, calibration_i
         "agreement": agreement.agreement(backends.SavedModelBackend(sm_dir), check_images, ref,
                                          scale)}
 
-  calibration = calibration_images or [im for _, im in check_images]
-  for name in formats:
-    if name != saved_model.FORMAT:
-      artifacts[name] = _tflite_artifact(stage, sm_dir, model, tflite.VARIANTS[name],
-                                         keras_backend, calibration, log)
-      backend = backends.TFLiteBackend(*(stage / artifacts[name]["files"][half]["path"]
+  variants = [tflite.VARIANTS[name] for name in formats if name != saved_model.FORMAT]
+  if variants:
+    # Each .tflite is converted from the uint8 signatures of a SavedModel written without the
+    # bytes ones: the converter loads every function of the SavedModel it is given (twice), and
+    # the bytes signatures' loops hold 15 times as many, which would double each conversion.
+    source = stage / TFLITE_SOURCE
+    saved_model.write(model, source, serving=options, for_servers=False)
+    calibration = calibration_images or [im for _, im in check_images]
+    for variant in variants:
+      artifacts[variant.name] = _tflite_artifact(stage, source, model, variant, keras_backend,
+                                                 calibration, log)
+      backend = backends.TFLiteBackend(*(stage / artifacts[variant.name]["files"][half]["path"]
                                          for half in ("downscale", "upscale")))
-      artifacts[name]["agreement"] = agreement.agreement(backend, check_images, ref, scale)
+      artifacts[variant.name]["agreement"] = agreement.agreement(backend, check_images, ref,
+                                                                 scale)
       del backend  # frees the interpreters before the next conversion
+    shutil.rmtree(source)
 
   agreement.check_exact(artifacts)
   for name in agreement.quality_gate(artifacts, stage, max_int8_full_drop):
     log(f"{name}: {artifacts[name]['skipped']}")
-  if saved_model.FORMAT not in formats:
-    shutil.rmtree(stage / serving.parts[0])
   return artifacts
 
 

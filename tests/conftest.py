@@ -57,6 +57,23 @@ def niqe_params_path():
   return _given(path, "neither FGRN_NIQE_PARAMS nor FGRN_SHARED set", pathlib.Path.is_file)
 
 
+@pytest.fixture(scope="session")
+def jax_env(tmp_path_factory) -> dict:
+  """The environment of a JAX subprocess on the CPU. Compiling is most of the JAX tests' time:
+  one XLA compilation cache serves the whole run (every xdist worker; the processes compile the
+  same initializers and steps, ~1 s each on 2 cores), and XLA optimises the code less (level
+  0), which what the tests check (losses, resume, agreement with TF within a level) does not
+  depend on."""
+  root = tmp_path_factory.getbasetemp()
+  if os.environ.get("PYTEST_XDIST_WORKER"):
+    root = root.parent  # the folder every worker's own base folder is in
+  return {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+          "JAX_COMPILATION_CACHE_DIR": str(root / "jax_cache"),
+          "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+          "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+          "XLA_FLAGS": "--xla_backend_optimization_level=0"}
+
+
 @pytest.fixture()
 def eager_functions():
   """Runs every `tf.function` (Keras' train and test steps included) eagerly in this test.

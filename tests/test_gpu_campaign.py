@@ -2,7 +2,6 @@
 the same command and carried folders, JAX on CPU, tiny sizes."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -16,29 +15,29 @@ from helpers import photo
 pytest.importorskip("jax")
 
 
-def _campaign(tmp_path, *flags):
+def _campaign(tmp_path, jax_env, *flags):
   carry = tmp_path / "carry"
   (carry / "images").mkdir(parents=True, exist_ok=True)
   for i in range(4):
     cv2.imwrite(str(carry / "images" / f"p{i}.webp"), photo(48, 56, seed=i),
                 [cv2.IMWRITE_WEBP_QUALITY, 101])
-  env = {**os.environ, "OUT": str(tmp_path / "out"), "WORKDIR": str(tmp_path / "run"),
-         "CARRY": str(carry), "PYTHON": sys.executable, "JAX_PLATFORMS": "cpu"}
+  env = {**jax_env, "OUT": str(tmp_path / "out"), "WORKDIR": str(tmp_path / "run"),
+         "CARRY": str(carry), "PYTHON": sys.executable}
   return subprocess.run(["bench/gpu_campaign.sh", "smoke", "", "0.05", "--batch", "2",
                          "--patch", "32", "--steps_per_epoch", "3", *flags],
                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_the_campaign_refuses_in_one_line_where_there_is_no_gpu(tmp_path):
-  result = _campaign(tmp_path)
+def test_the_campaign_refuses_in_one_line_where_there_is_no_gpu(tmp_path, jax_env):
+  result = _campaign(tmp_path, jax_env)
   assert result.returncode == 2
   assert result.stderr.strip().splitlines()[-1] == (
       "gpu_campaign: error: no GPU: JAX sees cpu only (--allow_cpu to run anyway)")
   assert not (tmp_path / "out").exists()
 
 
-def test_the_campaign_trains_and_writes_its_results_on_cpu(tmp_path):
-  result = _campaign(tmp_path, "--allow_cpu", "--precision", "mixed_bfloat16")
+def test_the_campaign_trains_and_writes_its_results_on_cpu(tmp_path, jax_env):
+  result = _campaign(tmp_path, jax_env, "--allow_cpu", "--precision", "mixed_bfloat16")
   assert result.returncode == 0, result.stderr[-3000:]
   out = tmp_path / "out"
   names = {p.name for p in out.iterdir()}

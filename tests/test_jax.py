@@ -20,12 +20,11 @@ pytest.importorskip("jax")
 NO_TENSORFLOW = "import sys\nsys.modules['tensorflow'] = None\n"
 
 
-def run_jax(code: str, *args, devices: int = 1, timeout: int = 600) -> str:
-  """Runs `code` under KERAS_BACKEND=jax on `devices` host CPUs, with TensorFlow not importable
-  (after a check that importing the model core did not try); returns its stdout."""
-  env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-         "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]),
-         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+def run_jax(env: dict, code: str, *args, devices: int = 1, timeout: int = 600) -> str:
+  """Runs `code` in `env` (the `jax_env` fixture) on `devices` host CPUs, with TensorFlow not
+  importable (after a check that importing the model core did not try); returns its stdout."""
+  env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)]),
+         "XLA_FLAGS": f"{env['XLA_FLAGS']} --xla_force_host_platform_device_count={devices}"}
   code = NO_TENSORFLOW + textwrap.dedent(code)
   result = subprocess.run([sys.executable, "-c", code, *map(str, args)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
@@ -71,8 +70,8 @@ STEPS = """
 
 
 @pytest.fixture(scope="module")
-def steps():
-  return json.loads(run_jax(STEPS, devices=2).splitlines()[-1])
+def steps(jax_env):
+  return json.loads(run_jax(jax_env, STEPS, devices=2).splitlines()[-1])
 
 
 def test_the_model_core_imports_no_tensorflow_on_jax(steps):
@@ -145,10 +144,11 @@ def _same_images_on_tensorflow(run, hr, on_jax, tmp_path):
 
 
 @pytest.mark.parametrize("preset", ["plain", "codec"])
-def test_a_resumed_jax_run_equals_an_uninterrupted_one_and_runs_on_tensorflow(tmp_path, preset):
+def test_a_resumed_jax_run_equals_an_uninterrupted_one_and_runs_on_tensorflow(tmp_path, preset,
+                                                                            jax_env):
   hr = photo(48, 64, seed=4)[None]
   np.save(tmp_path / "hr.npy", hr)
-  out = run_jax(TRAIN, preset, tmp_path, tmp_path / "hr.npy")
+  out = run_jax(jax_env, TRAIN, preset, tmp_path, tmp_path / "hr.npy")
   assert "resuming at step 3" in out
   whole, parts = tmp_path / "whole", tmp_path / "parts"
   a, b = _weights(whole / "backup/latest.weights.h5"), _weights(parts / "backup/latest.weights.h5")
@@ -178,7 +178,7 @@ SHIPPED = """
 """
 
 
-def test_the_bundled_weights_give_the_same_round_trip_on_both_backends(tmp_path):
+def test_the_bundled_weights_give_the_same_round_trip_on_both_backends(tmp_path, jax_env):
   # bench/backend_parity.py measures the same on whole datasets (Set5 in the closing note).
   from fgrn_tf import workdir
   from fgrn_tf.data import defaults, images
@@ -187,7 +187,7 @@ def test_the_bundled_weights_give_the_same_round_trip_on_both_backends(tmp_path)
 
   hr = images.read_rgb8(defaults.default_image_files()[0])[None, :96, :128]
   np.save(tmp_path / "hr.npy", hr)
-  run_jax(SHIPPED, tmp_path / "hr.npy", tmp_path / "jax.npz")
+  run_jax(jax_env, SHIPPED, tmp_path / "hr.npy", tmp_path / "jax.npz")
   on_jax = np.load(tmp_path / "jax.npz")
   for name in ("fgrn_x2", "fgrn_x4"):
     model = workdir.load_model(shipped.model_dir(name))

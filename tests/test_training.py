@@ -281,18 +281,27 @@ def test_missing_data_folder_fails_before_building_anything(tmp_path):
 
 # ---- the entry point ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("args, message", [
-    (["--patch_size", "33"], "patch size 33 is not a multiple of the scale 2"),
-    (["--data_dirs", "/no/such/folder"], "/no/such/folder: no such folder"),
+@pytest.mark.parametrize("args, message, before_tf", [
+    (["--patch_size", "33"], "patch size 33 is not a multiple of the scale 2", True),
+    (["--data_dirs", "/no/such/folder"], "/no/such/folder: no such folder", True),
+    (["--val_dir", "/no/such/folder"], "validation data: /no/such/folder: no such folder", True),
     # Not creatable even by root: the error names the workdir, not a hidden temporary file.
-    (["--workdir", "/proc/fgrn_run"], "/proc/fgrn_run"),
+    (["--workdir", "/proc/fgrn_run"], "/proc/fgrn_run", False),
 ])
-def test_bad_flags_give_one_line_and_nonzero_exit(tmp_path, args, message):
-  result = _run_main("--preset", "smoke", "--workdir", str(tmp_path / "run"), *args, timeout=120)
+def test_bad_flags_give_one_line_and_nonzero_exit(tmp_path, args, message, before_tf):
+  command = [sys.executable, "-X", "importtime", "train_main.py", "--preset", "smoke",
+             "--workdir", str(tmp_path / "run"), *args]
+  result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
   assert result.returncode == 1
   assert "Traceback" not in result.stderr
-  last = result.stderr.strip().splitlines()[-1]
+  # -X importtime's lines (written by the interpreter, apart from Python's stderr) aside.
+  lines = result.stderr.strip().splitlines()
+  last = [line for line in lines if not line.startswith("import time:")][-1]
   assert last.startswith("train_main.py: error:") and message in last
+  # A mistake in the recipe or its folders is told before TensorFlow's seconds of importing.
+  imported = {line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")}
+  assert ("tensorflow" in imported) != before_tf, sorted(imported)[:20]
+  assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

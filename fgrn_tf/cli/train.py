@@ -78,8 +78,12 @@ def _main(argv: list[str]) -> int:
   experiment = experiment_from_flags()
   backend = choose_backend(_BACKEND.value)
   from fgrn_tf.data import images
+  from fgrn_tf.train import recipe
 
   images.set_max_pixels(_MAX_PIXELS.value, flag="--max_pixels")  # before Keras imports cv2
+  # Before TF's import (seconds): a wrong recipe or folder is one line at once.
+  recipe.check(experiment, backend)
+  recipe.check_folders(experiment)
   from fgrn_tf import distribute
   from fgrn_tf import workdir as wd
   from fgrn_tf.train import trainer

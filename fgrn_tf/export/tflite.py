@@ -1,10 +1,11 @@
 """The two halves of FGRN as .tflite files for phones: float32, float16 and int8 variants.
 
 Each half is converted from its uint8 signature in a SavedModel (the graph TF Serving runs,
-written without the bytes signatures: `exporter`), so the weights are frozen constants. Converting a `tf.Module` that merely holds the Keras
-model instead leaves VAR_HANDLE/READ_VARIABLE ops and gives NaN without an error
-(docs/tf_notes.md, Export); `fgrn_tf.runtime.litert.check_builtin_ops` refuses such a model,
-and Select-TF (Flex) ops, after every conversion.
+written without the bytes signatures: `exporter`), so the weights are frozen constants.
+Converting a `tf.Module` that merely holds the Keras model instead leaves VAR_HANDLE/
+READ_VARIABLE ops and gives NaN without an error (docs/tf_notes.md, Export);
+`fgrn_tf.runtime.litert.check_builtin_ops` refuses such a model, and Select-TF (Flex) ops,
+after every conversion.
 """
 
 from __future__ import annotations

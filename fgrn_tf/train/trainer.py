@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import pathlib
 import sys
 import time
@@ -22,13 +21,15 @@ from keras import ops
 
 from fgrn_tf import distribute, files
 from fgrn_tf import workdir as wd
-from fgrn_tf.config import BACKENDS, Experiment
+from fgrn_tf.config import Experiment
 from fgrn_tf.data import patches
-from fgrn_tf.errors import FGRNError, one_line
+from fgrn_tf.errors import one_line
 from fgrn_tf.models import jpeg, precision
 from fgrn_tf.models.fgrn import FGRN
 from fgrn_tf.runtime import shipped
 from fgrn_tf.train import callbacks as cb
+from fgrn_tf.train import recipe
+from fgrn_tf.train.recipe import TrainError
 
 if keras.backend.backend() == "tensorflow":  # tf.data: TensorFlow's input pipeline only
   from fgrn_tf.data import pipeline
@@ -38,37 +39,11 @@ if keras.backend.backend() == "tensorflow":  # tf.data: TensorFlow's input pipel
 RESUMABLE_CHANGES = ("steps", "lr_halving_steps", "data_dirs", "val_dir")
 
 
-class TrainError(FGRNError, RuntimeError):
-  """Training cannot start or went wrong (one line, naming the cause and what to do)."""
-
-
 # ---- configuration checks --------------------------------------------------------------------
 
 def check_experiment(experiment: Experiment) -> None:
   """Raises TrainError (one line) for a recipe that cannot train (on this Keras backend)."""
-  m, t = experiment.model, experiment.train
-  backend = keras.backend.backend()
-  if backend not in BACKENDS:
-    raise TrainError(f"FGRN trains on the {' or '.join(BACKENDS)} Keras backend, not {backend}")
-  if backend == "jax" and t.precision == "mixed_float16":
-    raise TrainError("mixed_float16 (dynamic loss scaling) is for TensorFlow on NVIDIA GPUs; on "
-                     "JAX use --precision mixed_bfloat16")
-  if t.patch_size % m.scale:
-    raise TrainError(f"patch size {t.patch_size} is not a multiple of the scale {m.scale} "
-                     f"(try {t.patch_size - t.patch_size % m.scale or m.scale})")
-  if t.patch_size < 4 * m.scale:
-    raise TrainError(f"patch size {t.patch_size} is too small for scale {m.scale} "
-                     f"(at least {4 * m.scale})")
-  for name in ("batch_size", "steps", "steps_per_epoch", "lr_halving_steps"):
-    if getattr(t, name) < 1:
-      raise TrainError(f"{name} must be >= 1, got {getattr(t, name)}")
-  if t.steps % t.steps_per_epoch:
-    raise TrainError(f"steps ({t.steps}) must be a multiple of steps_per_epoch "
-                     f"({t.steps_per_epoch}), the interval of backups and validation")
-  if not (t.learning_rate > 0 and math.isfinite(t.learning_rate)):
-    raise TrainError(f"learning rate must be a positive number, got {t.learning_rate}")
-  if t.val_images < 0 or t.val_crop < 0 or t.seed < 0:
-    raise TrainError("val_images, val_crop and seed must be >= 0")
+  recipe.check(experiment, keras.backend.backend())
 
 
 def _differences(old, new) -> list[str]:

@@ -7,8 +7,11 @@ tests that need it skip when it is not given (.ci/run sets all three):
   FGRN_NIQE_PARAMS  niqe_pris_params.npz; default $FGRN_SHARED/metrics/niqe_pris_params.npz.
 """
 
+import fcntl
+import json
 import os
 import pathlib
+import types
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -57,6 +60,31 @@ def niqe_params_path():
   return _given(path, "neither FGRN_NIQE_PARAMS nor FGRN_SHARED set", pathlib.Path.is_file)
 
 
+def _run_root(tmp_path_factory) -> pathlib.Path:
+  """The folder of this test run that every xdist worker sees (each has its own below it)."""
+  root = tmp_path_factory.getbasetemp()
+  return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
+
+
+@pytest.fixture(scope="session")
+def every_format_export(tmp_path_factory):
+  """One `fgrn-export` of the tiny model in every format (`helpers.export_every_format`), made
+  once per test run: the first worker that asks builds it, under a lock, and the others wait
+  for it and read it (about a minute of CPU on 2 cores). Read-only for the tests."""
+  from helpers import export_every_format
+
+  base = _run_root(tmp_path_factory) / "every_format_export"
+  done = base / "done.json"
+  with open(_run_root(tmp_path_factory) / "every_format_export.lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not done.is_file():
+      made = export_every_format(base)
+      done.write_text(json.dumps({"stdout": made["stdout"]}))
+  return types.SimpleNamespace(
+      wd=base / "workdir", out=base / "out", stdout=json.loads(done.read_text())["stdout"],
+      manifest=json.loads((base / "out" / "manifest.json").read_text()))
+
+
 @pytest.fixture(scope="session")
 def jax_env(tmp_path_factory) -> dict:
   """The environment of a JAX subprocess on the CPU. Compiling is most of the JAX tests' time:
@@ -64,9 +92,7 @@ def jax_env(tmp_path_factory) -> dict:
   same initializers and steps, ~1 s each on 2 cores), and XLA optimises the code less (level
   0), which what the tests check (losses, resume, agreement with TF within a level) does not
   depend on."""
-  root = tmp_path_factory.getbasetemp()
-  if os.environ.get("PYTEST_XDIST_WORKER"):
-    root = root.parent  # the folder every worker's own base folder is in
+  root = _run_root(tmp_path_factory)
   return {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
           "JAX_COMPILATION_CACHE_DIR": str(root / "jax_cache"),
           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",

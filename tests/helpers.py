@@ -33,6 +33,22 @@ def tiny_model(seed: int = 0, **changes) -> FGRN:
   return model
 
 
+def smooth_images(seed: int, sizes) -> list[np.ndarray]:
+  """Photo-like uint8 RGB images: smooth random colour fields with a little noise."""
+  import cv2
+
+  rng = np.random.default_rng(seed)
+  out = []
+  for h, w in sizes:
+    field = cv2.resize(rng.uniform(0, 255, (4, 5, 3)).astype(np.float32), (w, h),
+                       interpolation=cv2.INTER_CUBIC)
+    out.append(np.clip(field + rng.normal(0, 6, field.shape), 0, 255).astype(np.uint8))
+  return out
+
+
+CORRUPT_PNG = b"\x89PNG\r\n\x1a\n truncated"
+
+
 def random_images(n, h, w, seed=0, dtype=np.float32):
   rng = np.random.default_rng(seed)
   if dtype == np.uint8:
@@ -164,3 +180,35 @@ def losses_on_a_fixed_batch(model, hr, steps: int) -> tuple[dict, dict]:
     model.train_on_batch(hr)
   model.reset_metrics()  # the logs are running means: the last step's own values
   return first, model.train_on_batch(hr, return_dict=True)
+
+
+def export_every_format(base) -> dict:
+  """`fgrn-export` of a run of the tiny model in every format into `base`/out: the paths, and
+  what the tool printed. The run trained on a folder with a file that training skipped
+  (int8_full calibrates on it); the check folder holds a corrupt file too. int8_full is kept
+  whatever its quality on this random network, so that it can be tested; umask 022 is what a
+  server's export job usually runs with (TF Serving must read the files)."""
+  import os
+  import subprocess
+
+  from fgrn_tf.data import images
+  from fgrn_tf.export import exporter
+
+  base = pathlib.Path(base)
+  wd, check, out, train = base / "workdir", base / "check", base / "out", base / "train"
+  for i, image in enumerate(smooth_images(1, [(40, 48), (32, 32), (36, 30)])):
+    images.write_image(check / f"c{i}.png", image)
+  (check / "c3.png").write_bytes(CORRUPT_PNG)
+  for i, image in enumerate(smooth_images(2, [(48, 40), (40, 40)])):
+    images.write_image(train / f"t{i}.png", image)
+  (train / "t2_broken.png").write_bytes(CORRUPT_PNG)
+  make_run(wd, data_dirs=[train], training_leftovers=False)
+  proc = subprocess.run(
+      [sys.executable, "export/export_main.py", "--model", str(wd), "--output_dir", str(out),
+       "--check_dir", str(check), "--check_crop", "0", "--max_int8_full_drop", "1000",
+       "--formats", ",".join(exporter.FORMATS)], cwd=ROOT,
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), capture_output=True, text=True,
+      timeout=900, umask=0o022)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return {"wd": wd, "out": out, "stdout": proc.stdout}
+

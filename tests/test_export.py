@@ -17,7 +17,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
-from helpers import REFUSED_OUTPUTS, make_run, refusal_tree, snapshot, tiny_model
+from helpers import (
+  CORRUPT_PNG,
+  REFUSED_OUTPUTS,
+  make_run,
+  refusal_tree,
+  smooth_images,
+  snapshot,
+  tiny_model,
+)
 
 from fgrn_tf import config, workdir
 from fgrn_tf.data import images
@@ -41,19 +49,6 @@ pytestmark = pytest.mark.slow  # the shared export below takes ~1 min of CPU
 EXACT = ("savedmodel", "tflite_float32")
 
 
-def smooth_images(seed: int, sizes) -> list[np.ndarray]:
-  """Photo-like uint8 RGB images: smooth random colour fields with a little noise."""
-  import cv2
-
-  rng = np.random.default_rng(seed)
-  out = []
-  for h, w in sizes:
-    field = cv2.resize(rng.uniform(0, 255, (4, 5, 3)).astype(np.float32), (w, h),
-                       interpolation=cv2.INTER_CUBIC)
-    out.append(np.clip(field + rng.normal(0, 6, field.shape), 0, 255).astype(np.uint8))
-  return out
-
-
 def export_cli(*args, timeout=900, umask=-1):
   return subprocess.run([sys.executable, "export/export_main.py", *map(str, args)], cwd=ROOT,
                         env=ENV, capture_output=True, text=True, timeout=timeout, umask=umask)
@@ -68,30 +63,10 @@ def error_line(proc) -> str:
   return errors[0]
 
 
-CORRUPT_PNG = b"\x89PNG\r\n\x1a\n truncated"
-
-
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-  base = tmp_path_factory.mktemp("export")
-  wd, check, out, train = base / "workdir", base / "check", base / "out", base / "train"
-  for i, image in enumerate(smooth_images(1, [(40, 48), (32, 32), (36, 30)])):
-    images.write_image(check / f"c{i}.png", image)
-  (check / "c3.png").write_bytes(CORRUPT_PNG)
-  # The run trained on a folder with a file that training skipped: int8_full calibrates on it.
-  for i, image in enumerate(smooth_images(2, [(48, 40), (40, 40)])):
-    images.write_image(train / f"t{i}.png", image)
-  (train / "t2_broken.png").write_bytes(CORRUPT_PNG)
-  make_run(wd, data_dirs=[train], training_leftovers=False)
-  # int8_full is kept whatever its quality on this random network, so that it can be tested.
-  # umask 022 is what a server's export job usually runs with: TF Serving must read the files.
-  proc = export_cli("--model", wd, "--output_dir", out, "--check_dir", check,
-                    "--check_crop", 0, "--max_int8_full_drop", 1000,
-                    "--formats", ",".join(exporter.FORMATS), umask=0o022)
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  keras = backends.load_backend(wd)
-  return types.SimpleNamespace(out=out, wd=wd, keras=keras, stdout=proc.stdout,
-                               manifest=json.loads((out / "manifest.json").read_text()))
+def run(every_format_export):
+  return types.SimpleNamespace(**vars(every_format_export),
+                               keras=backends.load_backend(every_format_export.wd))
 
 
 def tflite_files(run):

@@ -283,6 +283,9 @@ def test_predict_request_runs_against_the_signatures(run):
     got = tf.make_ndarray(response.outputs[key_out])
     assert got.shape == expected.shape
     assert np.abs(got.astype(int) - expected).max() <= 1
+    # In Python, each signature is also the loaded object's function of the same name.
+    half = getattr(loaded, signature or "upscale")(tf.constant(x))[key_out].numpy()
+    np.testing.assert_array_equal(half, got)
 
 
 def test_tflite_lr_through_png_upscaled_by_saved_model_equals_keras(run, tmp_path):

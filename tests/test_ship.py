@@ -121,14 +121,19 @@ def test_ship_main_refuses_a_dest_that_is_the_check_dir(tmp_path):
     images.write_image(tmp_path / "check" / f"c{i}.png", image)
   before = snapshot(tmp_path)
   proc = subprocess.run(
-      [sys.executable, "export/ship_main.py", "--workdir", str(tmp_path / "run"), "--check_dir",
-       str(tmp_path / "check"), "--dest", str(tmp_path / "check")],
+      [sys.executable, "-X", "importtime", "export/ship_main.py", "--workdir",
+       str(tmp_path / "run"), "--check_dir", str(tmp_path / "check"), "--dest",
+       str(tmp_path / "check")],
       cwd=ROOT, capture_output=True, text=True,
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=600)
   assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
   errors = [line for line in proc.stderr.splitlines() if line.startswith("ship: error:")]
   assert len(errors) == 1 and "--check_dir" in errors[0], proc.stderr[-2000:]
   assert snapshot(tmp_path) == before
+  # The paths are checked before TensorFlow's seconds of importing.
+  imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+              if line.startswith("import time:")}
+  assert "fgrn_tf.export.shipper" in imported and "tensorflow" not in imported
 
 
 def test_a_full_disk_is_reported_on_dest_not_the_hidden_staging_folder(tmp_path, monkeypatch):

@@ -17,9 +17,7 @@ from fgrn_tf.config import ModelConfig
 from fgrn_tf.errors import FGRNError, one_line
 from fgrn_tf.export import lr_crops
 from fgrn_tf.models.fgrn import FGRN
-
-CARD = "MODEL_CARD.md"
-CARD_DIR = "card"  # the model card's pictures (`write_crops`)
+from fgrn_tf.runtime.shipped import CARD, CARD_DIR
 
 
 def _num(v) -> float:

@@ -24,10 +24,9 @@ from collections.abc import Callable
 from fgrn_tf.data import images
 from fgrn_tf.export import ExportError, exporter, folders, inputs
 from fgrn_tf.export.agreement import agreement, reference
-from fgrn_tf.export.model_card import CARD as MODEL_CARD
-from fgrn_tf.export.model_card import CARD_DIR
 from fgrn_tf.runtime.backends import KerasBackend
-from fgrn_tf.runtime.shipped import default_model_path
+from fgrn_tf.runtime.shipped import CARD as MODEL_CARD
+from fgrn_tf.runtime.shipped import CARD_DIR, default_model_path
 from fgrn_tf.workdir import BEST_WEIGHTS, CONFIG, half_precision_weights, weights_path
 
 SIZE_LIMIT_BYTES = 25 * 10**6

@@ -18,6 +18,7 @@ from fgrn_tf.errors import FGRNError
 PACKAGE = "fgrn_tf"
 FOLDER = "shipped_models"
 CARD = "MODEL_CARD.md"
+CARD_DIR = "card"  # the model card's pictures (`fgrn_tf.export.model_card.write_crops`)
 # The card's table of reconstruction figures, and its row for the model as shipped (Keras).
 _FIGURES_HEADING = "## Reconstruction"
 _KERAS_ROW = "FGRN (Keras)"

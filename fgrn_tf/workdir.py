@@ -212,6 +212,17 @@ def _holder(path: pathlib.Path) -> str:
     return "a process that has not said who it is"
 
 
+def check_free(workdir, name: str = LOCK) -> None:
+  """Raises WorkdirBusyError if another process holds `workdir`'s lock now; creates nothing.
+
+  For a tool that can say so before its slow imports; the lock taken afterwards still settles
+  a race between two runs that both passed this check.
+  """
+  if (pathlib.Path(workdir) / name).is_file():
+    with lock(workdir, name):
+      pass
+
+
 @contextlib.contextmanager
 def lock(workdir, name: str = LOCK):
   """Holds an exclusive flock on `workdir/name` for the duration (creating the workdir).

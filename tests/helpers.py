@@ -168,6 +168,14 @@ def train_command(*args, timeout=None) -> list[str]:
   return ["timeout", "-s", "KILL", str(timeout), *command] if timeout else command
 
 
+def split_importtime(stderr: str) -> tuple[list[str], set[str]]:
+  """The stderr of a `python -X importtime` run: its own lines, and the modules it imported
+  (the interpreter writes their lines to fd 2, apart from Python's sys.stderr)."""
+  lines = stderr.strip().splitlines()
+  return ([line for line in lines if not line.startswith("import time:")],
+          {line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")})
+
+
 def losses_on_a_fixed_batch(model, hr, steps: int) -> tuple[dict, dict]:
   """(logs of the first train step, logs of the step after `steps` more) on the batch `hr`.
 

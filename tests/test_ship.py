@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 from conftest import ROOT
-from helpers import REFUSED_OUTPUTS, make_run, refusal_tree, snapshot, wave_images
+from helpers import REFUSED_OUTPUTS, make_run, refusal_tree, snapshot, split_importtime, wave_images
 
 from fgrn_tf import workdir
 from fgrn_tf.data import images
@@ -127,12 +127,11 @@ def test_ship_main_refuses_a_dest_that_is_the_check_dir(tmp_path):
       cwd=ROOT, capture_output=True, text=True,
       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=600)
   assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-  errors = [line for line in proc.stderr.splitlines() if line.startswith("ship: error:")]
+  lines, imported = split_importtime(proc.stderr)
+  errors = [line for line in lines if line.startswith("ship: error:")]
   assert len(errors) == 1 and "--check_dir" in errors[0], proc.stderr[-2000:]
   assert snapshot(tmp_path) == before
   # The paths are checked before TensorFlow's seconds of importing.
-  imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
-              if line.startswith("import time:")}
   assert "fgrn_tf.export.shipper" in imported and "tensorflow" not in imported
 
 

@@ -13,7 +13,14 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import ROOT, image_folder, losses_on_a_fixed_batch, train_command, wave_images
+from helpers import (
+  ROOT,
+  image_folder,
+  losses_on_a_fixed_batch,
+  split_importtime,
+  train_command,
+  wave_images,
+)
 
 from fgrn_tf import config
 from fgrn_tf import workdir as wd
@@ -294,12 +301,9 @@ def test_bad_flags_give_one_line_and_nonzero_exit(tmp_path, args, message, befor
   result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
   assert result.returncode == 1
   assert "Traceback" not in result.stderr
-  # -X importtime's lines (written by the interpreter, apart from Python's stderr) aside.
-  lines = result.stderr.strip().splitlines()
-  last = [line for line in lines if not line.startswith("import time:")][-1]
-  assert last.startswith("train_main.py: error:") and message in last
+  lines, imported = split_importtime(result.stderr)
+  assert lines[-1].startswith("train_main.py: error:") and message in lines[-1]
   # A mistake in the recipe or its folders is told before TensorFlow's seconds of importing.
-  imported = {line.rsplit("|", 1)[-1].strip() for line in lines if line.startswith("import time:")}
   assert ("tensorflow" in imported) != before_tf, sorted(imported)[:20]
   assert not (tmp_path / "run").exists()
 
@@ -325,13 +329,18 @@ def test_smoke_preset_trains_end_to_end_on_the_built_in_images(tmp_path):
 # ---- the workdir lock --------------------------------------------------------------------------
 
 def test_workdir_lock_names_its_holder_and_is_free_once_released(tmp_path):
+  wd.check_free(tmp_path / "run")
+  assert not (tmp_path / "run").exists()  # a check creates nothing
   with wd.lock(tmp_path / "run"):
+    with pytest.raises(wd.WorkdirBusyError, match=f"pid {os.getpid()}"):
+      wd.check_free(tmp_path / "run")
     with pytest.raises(wd.WorkdirBusyError) as info:
       with wd.lock(tmp_path / "run"):
         pass
     message = str(info.value)
     assert f"pid {os.getpid()}" in message and os.uname().nodename in message
     assert str(tmp_path / "run") in message and "\n" not in message
+  wd.check_free(tmp_path / "run")
   with wd.lock(tmp_path / "run"):
     pass
 
@@ -358,12 +367,14 @@ def test_second_run_on_a_busy_workdir_fails_at_once_and_a_sigkilled_run_resumes_
   try:
     _wait_for_step(workdir, first, 2)
     config_before = (workdir / wd.CONFIG).read_bytes()
-    second = _run_main(*args, timeout=120)
+    second = subprocess.run([sys.executable, "-X", "importtime", "train_main.py", *args],
+                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
     assert second.returncode == 1, second.stderr[-2000:]
     assert "Traceback" not in second.stderr and "resuming" not in second.stdout
-    last = second.stderr.strip().splitlines()[-1]
-    assert last.startswith("train_main.py: error:") and str(workdir) in last
-    assert f"pid {first.pid}" in last and os.uname().nodename in last
+    lines, imported = split_importtime(second.stderr)
+    assert lines[-1].startswith("train_main.py: error:") and str(workdir) in lines[-1]
+    assert f"pid {first.pid}" in lines[-1] and os.uname().nodename in lines[-1]
+    assert "tensorflow" not in imported  # told at once, not after TensorFlow's import
     # The first run never noticed: still training, its files untouched by the second.
     assert first.poll() is None
     reached = wd.read_state(workdir)["step"]

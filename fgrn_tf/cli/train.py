@@ -81,14 +81,18 @@ def _main(argv: list[str]) -> int:
   from fgrn_tf.train import recipe
 
   images.set_max_pixels(_MAX_PIXELS.value, flag="--max_pixels")  # before Keras imports cv2
-  # Before TF's import (seconds): a wrong recipe or folder is one line at once.
+  # Before TF's import (seconds): a wrong recipe or folder, or a workdir another run holds,
+  # is one line at once.
   recipe.check(experiment, backend)
   recipe.check_folders(experiment)
-  from fgrn_tf import distribute
   from fgrn_tf import workdir as wd
-  from fgrn_tf.train import trainer
 
   workdir = _WORKDIR.value or os.path.join("runs", _PRESET.value)
+  if not os.environ.get("TF_CONFIG"):  # a worker of a cluster locks by its role, known to TF
+    wd.check_free(workdir)
+  from fgrn_tf import distribute
+  from fgrn_tf.train import trainer
+
   try:
     trainer.check_experiment(experiment)
     # The strategy before other TensorFlow work: a multi-worker one must come first.

@@ -7,8 +7,18 @@ can interrupt (`clear`, print, and the next update draws it again).
 
 from __future__ import annotations
 
+import math
 import sys
 import time
+
+
+def format_duration(seconds: float) -> str:
+  if not math.isfinite(seconds):
+    return "?"
+  seconds = int(round(seconds))
+  h, rest = divmod(seconds, 3600)
+  m, s = divmod(rest, 60)
+  return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
 class Progress:

@@ -26,7 +26,7 @@ from fgrn_tf import config
 from fgrn_tf import workdir as wd
 from fgrn_tf.cli import config_fields
 from fgrn_tf.data import patches, pipeline
-from fgrn_tf.train import trainer
+from fgrn_tf.train import recipe, trainer
 from fgrn_tf.train.callbacks import current_step, save_weights
 
 ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -39,6 +39,13 @@ def _smoke(data_dir, **train_changes):
 def _run_main(*args, timeout=240, **popen):
   return subprocess.run(train_command(*args, timeout=timeout), cwd=ROOT, env=ENV,
                         capture_output=True, text=True, timeout=timeout + 30, **popen)
+
+
+def _run_timing_imports(*args):
+  """train_main.py ARGS under -X importtime: the process, its own stderr lines, its imports."""
+  proc = subprocess.run([sys.executable, "-X", "importtime", "train_main.py", *args], cwd=ROOT,
+                        env=ENV, capture_output=True, text=True, timeout=120)
+  return proc, *split_importtime(proc.stderr)
 
 
 def _start_run(tmp_path, steps: int, timeout=None, **popen):
@@ -190,23 +197,23 @@ def test_unusable_recipes_are_refused(changes, message):
 
 def test_resume_refuses_a_different_network_or_recipe_but_allows_more_steps_or_a_new_objective():
   saved = config.preset("smoke")
-  assert trainer.check_resumable(saved, saved) == []
+  assert recipe.check_resumable(saved, saved) == []
   longer = config.Experiment(saved.model, saved.train.replace(steps=60))
-  assert trainer.check_resumable(saved, longer) == ["steps: 6 -> 60"]
+  assert recipe.check_resumable(saved, longer) == ["steps: 6 -> 60"]
   moved = config.Experiment(saved.model, saved.train.replace(steps=60, lr_halving_steps=20))
-  assert trainer.check_resumable(saved, moved) == ["steps: 6 -> 60",
+  assert recipe.check_resumable(saved, moved) == ["steps: 6 -> 60",
                                                      "lr_halving_steps: 1000 -> 20"]
   # The objective is the training's, not the network's: a resumed run may change it.
   retuned = saved.replace(objective={"codec_min_quality": 80, "codec_max_quality": 95,
                                      "codec_prob": 0.25})
-  assert trainer.check_resumable(saved, retuned) == ["codec_min_quality: 0 -> 80",
+  assert recipe.check_resumable(saved, retuned) == ["codec_min_quality: 0 -> 80",
                                                      "codec_max_quality: 0 -> 95",
                                                      "codec_prob: 1.0 -> 0.25"]
   with pytest.raises(trainer.TrainError, match="different network.*guidance"):
-    trainer.check_resumable(saved, config.Experiment(saved.model.replace(guidance="none"),
+    recipe.check_resumable(saved, config.Experiment(saved.model.replace(guidance="none"),
                                                        saved.train))
   with pytest.raises(trainer.TrainError, match="different recipe.*batch_size"):
-    trainer.check_resumable(saved, config.Experiment(saved.model,
+    recipe.check_resumable(saved, config.Experiment(saved.model,
                                                        saved.train.replace(batch_size=3)))
 
 
@@ -296,12 +303,10 @@ def test_missing_data_folder_fails_before_building_anything(tmp_path):
     (["--workdir", "/proc/fgrn_run"], "/proc/fgrn_run", False),
 ])
 def test_bad_flags_give_one_line_and_nonzero_exit(tmp_path, args, message, before_tf):
-  command = [sys.executable, "-X", "importtime", "train_main.py", "--preset", "smoke",
-             "--workdir", str(tmp_path / "run"), *args]
-  result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+  result, lines, imported = _run_timing_imports("--preset", "smoke", "--workdir",
+                                                 str(tmp_path / "run"), *args)
   assert result.returncode == 1
   assert "Traceback" not in result.stderr
-  lines, imported = split_importtime(result.stderr)
   assert lines[-1].startswith("train_main.py: error:") and message in lines[-1]
   # A mistake in the recipe or its folders is told before TensorFlow's seconds of importing.
   assert ("tensorflow" in imported) != before_tf, sorted(imported)[:20]
@@ -322,8 +327,13 @@ def test_smoke_preset_trains_end_to_end_on_the_built_in_images(tmp_path):
   for name in (wd.BEST_WEIGHTS, wd.LAST_WEIGHTS, wd.STATE):
     assert (workdir / name).is_file(), name
   assert list((workdir / wd.TENSORBOARD).glob("events.out.tfevents.*"))
-  again = _run_main(*args, timeout=120)
-  assert again.returncode == 0 and "already complete" in again.stdout
+  # A rerun answers at once, before TensorFlow's import: the finished run, a network it is not.
+  again, lines, imported = _run_timing_imports(*args)
+  assert again.returncode == 0 and again.stdout.startswith("already complete"), again.stderr
+  assert "tensorflow" not in imported
+  other, lines, imported = _run_timing_imports(*args, "--width", "4")
+  assert other.returncode == 1 and "different network (width: 8 -> 4)" in lines[-1]
+  assert "tensorflow" not in imported
 
 
 # ---- the workdir lock --------------------------------------------------------------------------
@@ -367,11 +377,9 @@ def test_second_run_on_a_busy_workdir_fails_at_once_and_a_sigkilled_run_resumes_
   try:
     _wait_for_step(workdir, first, 2)
     config_before = (workdir / wd.CONFIG).read_bytes()
-    second = subprocess.run([sys.executable, "-X", "importtime", "train_main.py", *args],
-                            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    second, lines, imported = _run_timing_imports(*args)
     assert second.returncode == 1, second.stderr[-2000:]
     assert "Traceback" not in second.stderr and "resuming" not in second.stdout
-    lines, imported = split_importtime(second.stderr)
     assert lines[-1].startswith("train_main.py: error:") and str(workdir) in lines[-1]
     assert f"pid {first.pid}" in lines[-1] and os.uname().nodename in lines[-1]
     assert "tensorflow" not in imported  # told at once, not after TensorFlow's import

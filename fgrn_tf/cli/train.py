@@ -10,6 +10,7 @@ its help text the field's description; the preset + flags -> Experiment rule is
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import sys
 
@@ -90,6 +91,15 @@ def _main(argv: list[str]) -> int:
   workdir = _WORKDIR.value or os.path.join("runs", _PRESET.value)
   if not os.environ.get("TF_CONFIG"):  # a worker of a cluster locks by its role, known to TF
     wd.check_free(workdir)
+    # A rerun of a finished run (README's first command, twice) answers at once. Its notes on
+    # changed settings are printed once, by whichever of this and the trainer goes on.
+    notes = io.StringIO()
+    complete, _ = recipe.check_workdir(experiment, workdir, backend, notes)
+    if complete:
+      print(notes.getvalue(), end="")
+      print(recipe.Summary.from_state(wd.read_state(workdir), experiment.train.steps, 0.0,
+                                      True).text(workdir))
+      return 0
   from fgrn_tf import distribute
   from fgrn_tf.train import trainer
 

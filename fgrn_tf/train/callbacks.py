@@ -17,20 +17,11 @@ from fgrn_tf import files
 from fgrn_tf import workdir as wd
 from fgrn_tf.config import Experiment
 from fgrn_tf.models.fgrn import FGRN
-from fgrn_tf.progress import Progress
+from fgrn_tf.progress import Progress, format_duration
 
 
 def current_step(model) -> int:
   return int(ops.convert_to_numpy(model.optimizer.iterations))
-
-
-def format_duration(seconds: float) -> str:
-  if not math.isfinite(seconds):
-    return "?"
-  seconds = int(round(seconds))
-  h, rest = divmod(seconds, 3600)
-  m, s = divmod(rest, 60)
-  return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
 def save_weights(model: keras.Model, path) -> None:

@@ -11,7 +11,6 @@ partial file. The strategy is `fgrn_tf.distribute`'s, the callbacks `fgrn_tf.tra
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import pathlib
 import sys
 import time
@@ -29,41 +28,16 @@ from fgrn_tf.models.fgrn import FGRN
 from fgrn_tf.runtime import shipped
 from fgrn_tf.train import callbacks as cb
 from fgrn_tf.train import recipe
-from fgrn_tf.train.recipe import TrainError
+from fgrn_tf.train.recipe import Summary, TrainError
 
 if keras.backend.backend() == "tensorflow":  # tf.data: TensorFlow's input pipeline only
   from fgrn_tf.data import pipeline
-
-# Recipe fields that may change when a run is continued: its length and schedule (a run that
-# turns out slower or faster than planned), moved data.
-RESUMABLE_CHANGES = ("steps", "lr_halving_steps", "data_dirs", "val_dir")
-
 
 # ---- configuration checks --------------------------------------------------------------------
 
 def check_experiment(experiment: Experiment) -> None:
   """Raises TrainError (one line) for a recipe that cannot train (on this Keras backend)."""
   recipe.check(experiment, keras.backend.backend())
-
-
-def _differences(old, new) -> list[str]:
-  return [f"{f.name}: {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
-          for f in dataclasses.fields(old) if getattr(old, f.name) != getattr(new, f.name)]
-
-
-def check_resumable(saved: Experiment, new: Experiment) -> list[str]:
-  """Raises TrainError if `new` cannot continue a run made with `saved`; returns the
-  allowed changes (as "field: old -> new") otherwise: the objective's, and the recipe's
-  RESUMABLE_CHANGES. The network must stay the same."""
-  if saved.model != new.model:
-    raise TrainError(f"the workdir holds a different network "
-                     f"({'; '.join(_differences(saved.model, new.model))}); use a new --workdir")
-  recipe = _differences(saved.train, new.train)
-  blocked = [c for c in recipe if c.split(":")[0] not in RESUMABLE_CHANGES]
-  if blocked:
-    raise TrainError(f"the workdir was trained with a different recipe ({'; '.join(blocked)}); "
-                     f"rerun with the same flags or use a new --workdir")
-  return recipe + _differences(saved.objective, new.objective)
 
 
 # ---- model and optimizer ---------------------------------------------------------------------
@@ -95,38 +69,6 @@ def build_model(experiment: Experiment, strategy=None) -> FGRN:
 
 
 # ---- the job -----------------------------------------------------------------------------------
-
-@dataclasses.dataclass
-class Summary:
-  """What a call to `train` did."""
-
-  steps: int
-  total_steps: int
-  seconds: float  # this sitting
-  total_seconds: float  # all sittings
-  best_val_psnr: float | None
-  best_step: int | None
-  last_val_psnr: float | None
-  already_complete: bool = False
-
-  @classmethod
-  def from_state(cls, state: dict, total: int, seconds: float, done: bool) -> Summary:
-    return cls(steps=int(state.get("step", 0)), total_steps=total, seconds=seconds,
-               total_seconds=float(state.get("train_seconds", 0.0)),
-               best_val_psnr=state.get("best_val_psnr"), best_step=state.get("best_step"),
-               last_val_psnr=state.get("last_val_psnr"), already_complete=done)
-
-  def text(self, workdir) -> str:
-    def db(v):
-      return "n/a" if v is None else f"{v:.2f} dB"
-
-    head = ("already complete" if self.already_complete
-            else f"finished: {self.steps}/{self.total_steps} steps in "
-                 f"{cb.format_duration(self.seconds)} (this run)")
-    return (f"{head}; {cb.format_duration(self.total_seconds)} of training in all; "
-            f"validation PSNR last {db(self.last_val_psnr)}, best {db(self.best_val_psnr)} "
-            f"(step {self.best_step}); weights in {workdir}")
-
 
 def _os_error_text(e: OSError) -> str:
   reason = e.strerror or str(e)
@@ -179,25 +121,6 @@ def train(experiment: Experiment, workdir, strategy=None, stream=None,
     raise TrainError(f"{_os_error_text(e)}{kept}") from None
 
 
-def _check_workdir(experiment: Experiment, workdir: pathlib.Path, stream
-                   ) -> tuple[bool, list[str]]:
-  """Whether the run in `workdir` is complete, and what `experiment` changes in it (printed);
-  TrainError when `experiment` cannot continue it."""
-  if not (workdir / wd.CONFIG).is_file():
-    return False, []
-  try:
-    saved = wd.read_experiment(workdir)
-  except wd.WorkdirError as e:
-    raise TrainError(f"{e}; use a new --workdir") from None
-  changes = check_resumable(saved, experiment)
-  started_on = wd.read_state(workdir).get("backend")
-  if started_on and started_on != keras.backend.backend():
-    changes.append(f"backend: {started_on} -> {keras.backend.backend()}")
-  if changes:
-    print(f"continuing with changed settings: {'; '.join(changes)}", file=stream)
-  return wd.read_state(workdir).get("step", 0) >= experiment.train.steps, changes
-
-
 def _resume(model: FGRN, backup: pathlib.Path, steps_per_epoch: int) -> int:
   """Loads the backup when there is one; returns the step it continues from."""
   if backup.is_file():
@@ -236,7 +159,7 @@ def _train(experiment: Experiment, workdir: pathlib.Path, strategy, replicas: in
            worker_index: int, stream, time_limit_s: float | None = None) -> Summary:
   t = experiment.train
   state = wd.read_state(workdir)
-  complete, changes = _check_workdir(experiment, workdir, stream)
+  complete, changes = recipe.check_workdir(experiment, workdir, keras.backend.backend(), stream)
   if complete:
     return Summary.from_state(state, t.steps, 0.0, True)
   if t.batch_size % replicas:

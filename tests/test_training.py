@@ -202,19 +202,19 @@ def test_resume_refuses_a_different_network_or_recipe_but_allows_more_steps_or_a
   assert recipe.check_resumable(saved, longer) == ["steps: 6 -> 60"]
   moved = config.Experiment(saved.model, saved.train.replace(steps=60, lr_halving_steps=20))
   assert recipe.check_resumable(saved, moved) == ["steps: 6 -> 60",
-                                                     "lr_halving_steps: 1000 -> 20"]
+                                                    "lr_halving_steps: 1000 -> 20"]
   # The objective is the training's, not the network's: a resumed run may change it.
   retuned = saved.replace(objective={"codec_min_quality": 80, "codec_max_quality": 95,
                                      "codec_prob": 0.25})
   assert recipe.check_resumable(saved, retuned) == ["codec_min_quality: 0 -> 80",
-                                                     "codec_max_quality: 0 -> 95",
-                                                     "codec_prob: 1.0 -> 0.25"]
+                                                    "codec_max_quality: 0 -> 95",
+                                                    "codec_prob: 1.0 -> 0.25"]
   with pytest.raises(trainer.TrainError, match="different network.*guidance"):
     recipe.check_resumable(saved, config.Experiment(saved.model.replace(guidance="none"),
-                                                       saved.train))
+                                                      saved.train))
   with pytest.raises(trainer.TrainError, match="different recipe.*batch_size"):
     recipe.check_resumable(saved, config.Experiment(saved.model,
-                                                       saved.train.replace(batch_size=3)))
+                                                      saved.train.replace(batch_size=3)))
 
 
 def test_experiment_with_data_dirs_round_trips_through_json():

@@ -21,11 +21,20 @@ the process at once, and a thread would die with the fatal line still unread in 
 process reads to the end of the pipe after its writer is gone. Python's own `sys.stderr` is moved
 to a copy of the real stderr, so our messages and tracebacks are never filtered nor delayed.
 `FGRN_VERBOSE=1` leaves stderr alone (and OpenCV at its own log level).
+
+Optional imports (`OPTIONAL_IMPORTS`): TF 2.21 and Keras 3 each try a few packages at import
+time for features our tools never use (TFLite's JAX conversion, Keras' Orbax callback and its
+plotting helpers). Where jax and matplotlib are installed, as in this project's venv, they cost
+~1.1 s of the ~3.3 s a tool takes to import TF (2-core EPYC, `-X importtime`), before its first
+line of work. Each of those imports sits in `try: ... except ImportError`, so `set_defaults`
+makes them fail, for those importers alone and only while the package is not loaded: anything
+else that imports jax or matplotlib (our plots, the JAX backend, a user's code) gets it.
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib.abc
 import logging
 import os
 import re
@@ -43,6 +52,13 @@ VERBOSE_VARIABLE = "FGRN_VERBOSE"
 # matplotlib's "generated new fontManager" on a machine's first figure; JAX's "Unable to
 # initialize backend 'tpu'" on every machine without one.
 QUIET_PYTHON_LOGGERS = ("matplotlib", "jax")
+
+# package -> the modules whose optional import of it set_defaults turns into an ImportError.
+OPTIONAL_IMPORTS = {
+    "jax": ("tensorflow.lite.python.util", "keras.src.callbacks.orbax_checkpoint"),
+    "matplotlib": ("keras.src.visualization.plot_image_gallery",
+                   "keras.src.visualization.plot_bounding_box_gallery"),
+}
 
 # Whole lines (without their newline) that the stderr filter drops. Anything else is passed on:
 # an unknown line may be the one that explains a failure.
@@ -118,6 +134,7 @@ def set_defaults() -> None:
   third-party lines out of stderr; call before importing TF."""
   for key, value in DEFAULTS.items():
     os.environ.setdefault(key, value)
+  skip_optional_imports()
   if not verbose():
     for key, value in QUIET_DEFAULTS.items():
       if key not in os.environ:
@@ -126,6 +143,29 @@ def set_defaults() -> None:
     quiet_third_party_logs()
     for name in QUIET_PYTHON_LOGGERS:
       logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class _SkipOptionalImports(importlib.abc.MetaPathFinder):
+  """Fails the imports of `OPTIONAL_IMPORTS` made by their listed importers."""
+
+  def find_spec(self, name, path, target=None):
+    package = name.partition(".")[0]
+    importers = OPTIONAL_IMPORTS.get(package)
+    if importers is None or package in sys.modules:
+      return None
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").startswith("importlib"):
+      frame = frame.f_back  # the import machinery's own frames, up to the `import` statement
+    if frame is not None and frame.f_globals.get("__name__") in importers:
+      raise ModuleNotFoundError(f"No module named {name!r} (optional, skipped by fgrn_tf)",
+                                name=name)
+    return None
+
+
+def skip_optional_imports() -> None:
+  """Installs the finder of `OPTIONAL_IMPORTS` once; call before importing TF."""
+  if not any(isinstance(finder, _SkipOptionalImports) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _SkipOptionalImports())
 
 
 def quiet_third_party_logs() -> bool:

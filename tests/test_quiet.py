@@ -319,3 +319,42 @@ def test_matplotlib_first_run_line_is_kept_out(tmp_path):
   quiet = run("quiet", "b")
   assert quiet.returncode == 0, quiet.stderr[-2000:]
   assert "fontManager" not in quiet.stderr, quiet.stderr[-2000:]
+
+
+# ---- optional imports of TF and Keras -----------------------------------------------------------
+
+def test_optional_imports_fail_for_their_importers_alone(tmp_path, monkeypatch):
+  (tmp_path / "fgrn_probe_pkg.py").write_text("VALUE = 1\n")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  monkeypatch.setitem(tf_env.OPTIONAL_IMPORTS, "fgrn_probe_pkg", ("probe.importer",))
+  monkeypatch.delitem(sys.modules, "fgrn_probe_pkg", raising=False)
+  tf_env.skip_optional_imports()
+  tf_env.skip_optional_imports()  # installed once
+  assert sum(isinstance(f, tf_env._SkipOptionalImports) for f in sys.meta_path) == 1
+  code = "try:\n  import fgrn_probe_pkg\nexcept ImportError:\n  fgrn_probe_pkg = None\n"
+  listed, other = {"__name__": "probe.importer"}, {"__name__": "anyone.else"}
+  exec(code, listed)
+  assert listed["fgrn_probe_pkg"] is None
+  exec(code, other)
+  assert other["fgrn_probe_pkg"].VALUE == 1
+  exec(code, listed)  # loaded now: the importer gets it too
+  assert listed["fgrn_probe_pkg"] is other["fgrn_probe_pkg"]
+
+
+_STARTUP = """
+import json, sys
+from fgrn_tf import tf_env
+tf_env.set_defaults()
+import keras
+from fgrn_tf.models import fgrn
+loaded = [name for name in ("jax", "matplotlib") if name in sys.modules]
+import jax, matplotlib.pyplot  # whoever asks for them later gets them
+print(json.dumps({"tf": "tensorflow" in sys.modules, "loaded": loaded}))
+"""
+
+
+def test_a_tool_loads_tensorflow_without_jax_or_matplotlib_yet_can_use_both():
+  proc = subprocess.run([PYTHON, "-c", _STARTUP], env=_env(), capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert json.loads(proc.stdout) == {"tf": True, "loaded": []}

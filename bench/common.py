@@ -74,7 +74,8 @@ _ONEDNN_ANSWERS: dict[str | None, bool | None] = {}
 
 
 def _ask_onednn(env: dict) -> bool | None:
-  code = ("from tensorflow.python.util import _pywrap_util_port as p; "
+  code = ("from fgrn_tf import tf_env; tf_env.skip_optional_imports(); "
+          "from tensorflow.python.util import _pywrap_util_port as p; "
           "print(int(p.IsMklEnabled()))")
   try:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

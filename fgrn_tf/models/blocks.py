@@ -6,6 +6,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from fgrn_tf.models import native
+
 
 @keras.saving.register_keras_serializable(package="fgrn_tf")
 class ResBlock(layers.Layer):
@@ -135,9 +137,7 @@ class DenseBlock(layers.Layer):
     g = self.growth
     z = ops.conv(x, kernels[0], padding="same") + bias  # the biases start the sums
     for kernel in kernels[1:]:
-      # One split, not two slices: its gradient is one concat, where a slice's gradient is a
-      # zero-padded full-width tensor per slice.
-      y, rest = ops.split(z, [g], axis=-1)
+      y, rest = native.split_channels(z, g)
       z = rest + ops.conv(ops.leaky_relu(y, negative_slope=0.2), kernel, padding="same")
     return z
 

@@ -1,10 +1,11 @@
 """The few places FGRN's model code needs its backend's own ops, behind backend-neutral names.
 
-The model is written in `keras.ops` and runs on TensorFlow and JAX. Three things `keras.ops`
+The model is written in `keras.ops` and runs on TensorFlow and JAX. Four things `keras.ops`
 does not give in a form that serves both: the pixel shuffles that TFLite should see as builtins
 (`pixel_shuffle`), a random draw from a seed computed inside the step (Keras' random functions
-take only ints and SeedGenerators as seeds), and a shape check of a batch whose size is known
-only when a graph runs (a SavedModel with a dynamic signature). Each imports its backend lazily:
+take only ints and SeedGenerators as seeds), a shape check of a batch whose size is known only
+when a graph runs (a SavedModel with a dynamic signature), and a split whose sizes are
+constants in a TensorFlow graph (`split_channels`). Each imports its backend lazily:
 importing the model never imports TensorFlow on JAX, nor JAX on TensorFlow.
 """
 
@@ -43,6 +44,22 @@ def assert_sides_divisible(images, scale: int, message: str):
   with tf.control_dependencies([tf.debugging.assert_equal(tf.shape(images)[1:3] % scale, 0,
                                                           message=message)]):
     return tf.identity(images)
+
+
+def split_channels(x, first: int):
+  """`(x[..., :first], x[..., first:])`, as one split: its gradient is one concat, where a
+  slice's gradient is a zero-padded full-width tensor per slice.
+
+  On TensorFlow, `keras.ops.split` turns split points into sizes with graph ops (slices, a
+  difference, a concat: ~15 ops a call, a quarter of a DenseBlock's graph, traced again by
+  every train step, export and SavedModel load); `tf.split` takes the sizes as constants.
+  """
+  tf = tensorflow()
+  if tf is not None:
+    head, rest = tf.split(x, [first, -1], axis=-1)
+    return head, rest
+  head, rest = keras.ops.split(x, [first], axis=-1)
+  return head, rest
 
 
 def shape_list(x) -> list | None:

@@ -125,11 +125,11 @@ class DenseBlock(layers.Layer):
       `bias` `[4 * growth + out_channels]` holds the five biases in the same order.
     """
     convs = [*self.convs, self.out]
-    weights = [ops.cast(conv.kernel, dtype) for conv in convs]
-    bounds = [0] + [self.in_channels + i * self.growth for i in range(5)]
-    kernels = [ops.concatenate([w[:, :, bounds[s]:bounds[s + 1], :] for w in weights[s:]],
-                               axis=-1)
-               for s in range(5)]
+    sizes = [self.in_channels] + [self.growth] * 4  # of the sources, on a kernel's input axis
+    # pieces[k][s]: conv k+1's kernel slice that reads source s (one split per kernel).
+    pieces = [native.split(ops.cast(conv.kernel, dtype), sizes[:k + 1], axis=2)
+              for k, conv in enumerate(convs)]
+    kernels = [ops.concatenate([p[s] for p in pieces[s:]], axis=-1) for s in range(5)]
     return kernels, ops.concatenate([ops.cast(conv.bias, dtype) for conv in convs], axis=0)
 
   def call(self, x):
@@ -137,7 +137,7 @@ class DenseBlock(layers.Layer):
     g = self.growth
     z = ops.conv(x, kernels[0], padding="same") + bias  # the biases start the sums
     for kernel in kernels[1:]:
-      y, rest = native.split_channels(z, g)
+      y, rest = native.split(z, [g, z.shape[-1] - g])
       z = rest + ops.conv(ops.leaky_relu(y, negative_slope=0.2), kernel, padding="same")
     return z
 

@@ -5,11 +5,13 @@ does not give in a form that serves both: the pixel shuffles that TFLite should 
 (`pixel_shuffle`), a random draw from a seed computed inside the step (Keras' random functions
 take only ints and SeedGenerators as seeds), a shape check of a batch whose size is known only
 when a graph runs (a SavedModel with a dynamic signature), and a split whose sizes are
-constants in a TensorFlow graph (`split_channels`). Each imports its backend lazily:
+constants in a TensorFlow graph (`split`). Each imports its backend lazily:
 importing the model never imports TensorFlow on JAX, nor JAX on TensorFlow.
 """
 
 from __future__ import annotations
+
+import itertools
 
 import keras
 
@@ -46,20 +48,19 @@ def assert_sides_divisible(images, scale: int, message: str):
     return tf.identity(images)
 
 
-def split_channels(x, first: int):
-  """`(x[..., :first], x[..., first:])`, as one split: its gradient is one concat, where a
-  slice's gradient is a zero-padded full-width tensor per slice.
+def split(x, sizes: list[int], axis: int = -1) -> list:
+  """`x` cut along `axis` into pieces of `sizes` (Python ints that add up to its size), as one
+  split: its gradient is one concat, where each slice's gradient is a zero-padded full-size
+  tensor.
 
   On TensorFlow, `keras.ops.split` turns split points into sizes with graph ops (slices, a
-  difference, a concat: ~15 ops a call, a quarter of a DenseBlock's graph, traced again by
-  every train step, export and SavedModel load); `tf.split` takes the sizes as constants.
+  difference, a concat: ~15 ops a call, and a DenseBlock makes 8), traced again by every train
+  step, export and SavedModel load; `tf.split` takes the sizes as one constant.
   """
   tf = tensorflow()
   if tf is not None:
-    head, rest = tf.split(x, [first, -1], axis=-1)
-    return head, rest
-  head, rest = keras.ops.split(x, [first], axis=-1)
-  return head, rest
+    return tf.split(x, sizes, axis=axis)
+  return keras.ops.split(x, list(itertools.accumulate(sizes[:-1])), axis=axis)
 
 
 def shape_list(x) -> list | None:

@@ -270,10 +270,10 @@ JAX_SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_jax_backend_matches_opencv_without_tensorflow():
+def test_jax_backend_matches_opencv_without_tensorflow(jax_env):
   pytest.importorskip("jax")
-  env = {k: v for k, v in os.environ.items() if k != "JAX_ENABLE_X64"}
-  env.update(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="2")
+  env = {k: v for k, v in jax_env.items() if k != "JAX_ENABLE_X64"}
+  env.update(TF_CPP_MIN_LOG_LEVEL="2")
   result = subprocess.run([sys.executable, "-c", JAX_SCRIPT], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]

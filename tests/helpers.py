@@ -3,6 +3,7 @@
 import pathlib
 import sys
 
+import forked_tools
 import keras
 import numpy as np
 
@@ -197,7 +198,6 @@ def export_every_format(base) -> dict:
   whatever its quality on this random network, so that it can be tested; umask 022 is what a
   server's export job usually runs with (TF Serving must read the files)."""
   import os
-  import subprocess
 
   from fgrn_tf.data import images
   from fgrn_tf.export import exporter
@@ -211,12 +211,11 @@ def export_every_format(base) -> dict:
     images.write_image(train / f"t{i}.png", image)
   (train / "t2_broken.png").write_bytes(CORRUPT_PNG)
   make_run(wd, data_dirs=[train], training_leftovers=False)
-  proc = subprocess.run(
+  proc = forked_tools.run(
       [sys.executable, "export/export_main.py", "--model", str(wd), "--output_dir", str(out),
        "--check_dir", str(check), "--check_crop", "0", "--max_int8_full_drop", "1000",
        "--formats", ",".join(exporter.FORMATS)], cwd=ROOT,
-      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), capture_output=True, text=True,
-      timeout=900, umask=0o022)
+      env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), timeout=900, umask=0o022)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return {"wd": wd, "out": out, "stdout": proc.stdout}
 

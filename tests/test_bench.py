@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import forked_tools
 import pytest
 
 from bench import report, run_all
@@ -23,11 +24,11 @@ def test_quick_run_writes_report_csv_and_plots(tmp_path):
   report = tmp_path / "BENCHMARKS.md"
   root_report = ROOT / "BENCHMARKS.md"
   before = root_report.stat().st_mtime_ns if root_report.exists() else None
-  proc = subprocess.run(
+  proc = forked_tools.run(
       [sys.executable, "-m", "bench.run_all", "--quick", "--results_dir",
        str(tmp_path / "results"), "--report", str(report),
        "--skip", "train_throughput,export_latency,memory_vs_size,rate_distortion,serving"],
-      cwd=ROOT, capture_output=True, text=True, timeout=900)
+      cwd=ROOT, timeout=900)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
   text = report.read_text()
@@ -210,8 +211,8 @@ def test_gpu_check_fails_in_one_line_where_there_is_no_gpu(tmp_path):
 def test_gpu_train_measures_each_precision_and_refuses_a_machine_without_gpus():
   base = [sys.executable, "-m", "bench.gpu_train", "--batch", "4", "--patch", "32", "--steps",
           "2", "--warmup", "1", "--quick"]
-  run = subprocess.run([*base, "--allow_cpu"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=600)
+  run = forked_tools.run([*base, "--allow_cpu"], cwd=ROOT,
+                         timeout=600)
   assert run.returncode == 0, run.stderr
   rows = [line for line in run.stdout.splitlines() if line.startswith("| mixed_float16 |")
           or line.startswith("| float32 |")]
@@ -221,7 +222,7 @@ def test_gpu_train_measures_each_precision_and_refuses_a_machine_without_gpus():
 
   if tf.config.list_physical_devices("GPU"):
     return  # the refusal is for machines without one
-  run = subprocess.run(base, cwd=ROOT, capture_output=True, text=True, timeout=600)
+  run = forked_tools.run(base, cwd=ROOT, timeout=600)
   assert run.returncode == 1
   assert run.stderr.strip().splitlines()[-1].startswith("gpu_train: error: TensorFlow")
 

@@ -5,9 +5,9 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 
+import forked_tools
 import pytest
 from conftest import ROOT
 
@@ -21,8 +21,7 @@ def _python(code: str, cwd, pythonpath=None) -> str:
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
   if pythonpath is not None:
     env["PYTHONPATH"] = str(pythonpath)
-  proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
-                        text=True, timeout=120)
+  proc = forked_tools.run([sys.executable, "-c", code], cwd=cwd, env=env, timeout=120)
   assert proc.returncode == 0, proc.stderr
   return proc.stdout
 
@@ -118,8 +117,8 @@ def test_what_a_model_was_trained_for_comes_from_its_config(cfg, says):
 
 def _fgrn(*argv, cwd):
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-  return subprocess.run([sys.executable, "-m", "fgrn_tf", *argv], cwd=cwd, env=env,
-                        capture_output=True, text=True, timeout=120)
+  return forked_tools.run([sys.executable, "-m", "fgrn_tf", *argv], cwd=cwd, env=env,
+                          timeout=120)
 
 
 def test_version_is_pyprojects(tmp_path):

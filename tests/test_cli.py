@@ -5,9 +5,9 @@ codes. The commands run in this process through `commands.run` with the tool's e
 
 import os
 import re
-import subprocess
 import sys
 
+import forked_tools
 import numpy as np
 import pytest
 from conftest import ROOT
@@ -150,8 +150,8 @@ def test_tile_smaller_than_the_receptive_field_is_refused(model_dir, inputs, tmp
 
 def _tool(*argv, timeout=300):
   env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-  return subprocess.run([sys.executable, "-m", "fgrn_tf", *map(str, argv)], cwd=ROOT, env=env,
-                        capture_output=True, text=True, timeout=timeout)
+  return forked_tools.run([sys.executable, "-m", "fgrn_tf", *map(str, argv)], cwd=ROOT, env=env,
+                          timeout=timeout)
 
 
 @pytest.mark.slow  # a fresh interpreter importing TensorFlow: ~10 s idle, minutes when loaded
@@ -489,8 +489,8 @@ def test_a_flag_a_tool_cannot_take_is_one_line_and_exit_2_in_every_tool(tool, tm
             "fgrn-train": "--max_pixels=many"}[tool]
   for bad in (shared, "--no_such_flag"):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, *TOOLS[tool], bad], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120, env=env)
+    proc = forked_tools.run([sys.executable, *TOOLS[tool], bad], cwd=tmp_path,
+                            timeout=120, env=env)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and ": error: " in lines[0], proc.stderr
     assert bad.split("=")[0].lstrip("-") in lines[0]

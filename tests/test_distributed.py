@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 
+import forked_tools
 import numpy as np
 import pytest
 from helpers import ROOT, image_folder, train_command
@@ -53,9 +54,8 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 def test_mirrored_on_two_logical_cpus_matches_one_device(tmp_path):
   data = image_folder(tmp_path / "data")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  result = subprocess.run(["timeout", "-s", "KILL", "240", sys.executable, "-c", MIRRORED_SCRIPT,
-                           data],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=270)
+  result = forked_tools.run([sys.executable, "-c", MIRRORED_SCRIPT, data], cwd=ROOT, env=env,
+                            timeout=240)
   assert result.returncode == 0, result.stderr[-3000:]
   out = json.loads(result.stdout.strip().splitlines()[-1])
   assert out["replicas"] == [1, 2]

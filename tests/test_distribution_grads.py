@@ -1,10 +1,9 @@
 """Losses are right under tf.distribute: 2 logical CPUs give the gradients of 1 device."""
 
-import os
-import subprocess
 import sys
 import textwrap
 
+import forked_tools
 from conftest import ROOT
 
 SCRIPT = textwrap.dedent("""
@@ -12,6 +11,8 @@ SCRIPT = textwrap.dedent("""
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import sys
+    sys.path.insert(0, "tests")  # the tests' helpers module
     from helpers import random_images, tiny_model
     from fgrn_tf.models.steps.tf_step import replica_mean
 
@@ -47,9 +48,7 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_same_gradients_and_logged_grad_norm_on_one_device_and_two_logical_cpus():
-  env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}  # for the tests' helpers module
-  result = subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300, env=env)
+  result = forked_tools.run([sys.executable, "-c", SCRIPT], cwd=ROOT, timeout=300)
   assert result.returncode == 0, result.stderr[-3000:]
   words = result.stdout.split()
   replicas = int(words[words.index("REPLICAS") + 1])

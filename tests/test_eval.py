@@ -7,9 +7,9 @@ import os
 import pathlib
 import re
 import shutil
-import subprocess
 import sys
 
+import forked_tools
 import numpy as np
 import pytest
 from helpers import randomize_zero_convs
@@ -28,9 +28,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _run_cli(*args, env=None):
-  return subprocess.run([sys.executable, str(ROOT / "eval_main.py"), *args], cwd=ROOT,
-                        capture_output=True, text=True, timeout=300,
-                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
+  return forked_tools.run([sys.executable, str(ROOT / "eval_main.py"), *args], cwd=ROOT,
+                          timeout=300, env={**os.environ, **(env or {})})
 
 
 def _strict_json(path):

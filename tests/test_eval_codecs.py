@@ -4,9 +4,9 @@ method x dataset x codec with the LR's bytes, reproducible, and bad specs refuse
 import json
 import os
 import pathlib
-import subprocess
 import sys
 
+import forked_tools
 import pytest
 from helpers import photo, write_model_dir
 
@@ -72,9 +72,9 @@ def test_bad_codec_specs_are_refused_before_anything_runs(images_dir, tmp_path, 
     evaluator.evaluate(["bicubic"], 2, [str(images_dir)], tmp_path / "r", niqe_params="none",
                       progress=False, codecs=spec)
   assert not (tmp_path / "r").exists()
-  proc = subprocess.run([sys.executable, str(ROOT / "eval_main.py"), "--method", "bicubic",
-                         "--datasets", str(images_dir), "--output_dir", str(tmp_path / "o"),
-                         "--codec", spec], capture_output=True, text=True, timeout=300,
-                        cwd=ROOT, env={**os.environ, "FGRN_NIQE_PARAMS": "none"})
+  proc = forked_tools.run([sys.executable, str(ROOT / "eval_main.py"), "--method", "bicubic",
+                           "--datasets", str(images_dir), "--output_dir", str(tmp_path / "o"),
+                           "--codec", spec], timeout=300, cwd=ROOT,
+                           env={**os.environ, "FGRN_NIQE_PARAMS": "none"})
   lines = proc.stderr.strip().splitlines()
   assert proc.returncode != 0 and len(lines) == 1 and word in lines[0], proc.stderr[-2000:]

@@ -9,10 +9,10 @@ import json
 import os
 import pathlib
 import stat
-import subprocess
 import sys
 import types
 
+import forked_tools
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -50,8 +50,8 @@ EXACT = ("savedmodel", "tflite_float32")
 
 
 def export_cli(*args, timeout=900, umask=-1):
-  return subprocess.run([sys.executable, "export/export_main.py", *map(str, args)], cwd=ROOT,
-                        env=ENV, capture_output=True, text=True, timeout=timeout, umask=umask)
+  return forked_tools.run([sys.executable, "export/export_main.py", *map(str, args)], cwd=ROOT,
+                          env=ENV, timeout=timeout, umask=umask)
 
 
 def error_line(proc) -> str:
@@ -222,9 +222,8 @@ def test_flex_ops_are_refused():
 
 
 def test_saved_model_cli_show_lists_both_signatures_with_dynamic_shapes(run):
-  proc = subprocess.run([str(SAVED_MODEL_CLI), "show", "--all", "--dir",
-                         str(run.out / "fgrn_x2" / "1")], capture_output=True, text=True,
-                        env=ENV, timeout=300)
+  proc = forked_tools.run([str(SAVED_MODEL_CLI), "show", "--all", "--dir",
+                           str(run.out / "fgrn_x2" / "1")], env=ENV, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   text = proc.stdout
   for name, (key_in, key_out) in [("downscale", ("hr", "lr")), ("upscale", ("lr", "hr")),
@@ -238,10 +237,10 @@ def test_saved_model_cli_show_lists_both_signatures_with_dynamic_shapes(run):
 def test_saved_model_cli_run_upscales_an_image(run, tmp_path):
   lr = smooth_images(3, [(12, 10)])[0][None]
   np.save(tmp_path / "lr.npy", lr)
-  proc = subprocess.run([str(SAVED_MODEL_CLI), "run", "--dir", str(run.out / "fgrn_x2" / "1"),
+  proc = forked_tools.run([str(SAVED_MODEL_CLI), "run", "--dir", str(run.out / "fgrn_x2" / "1"),
                          "--tag_set", "serve", "--signature_def", "upscale", "--inputs",
                          f"lr={tmp_path / 'lr.npy'}", "--outdir", str(tmp_path / "out")],
-                        capture_output=True, text=True, env=ENV, timeout=300)
+                          env=ENV, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   hr = np.load(tmp_path / "out" / "hr.npy")
   assert hr.shape == (1, 24, 20, 3) and hr.dtype == np.uint8

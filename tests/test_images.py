@@ -6,12 +6,12 @@ import json
 import os
 import pathlib
 import struct
-import subprocess
 import sys
 import time
 import zlib
 
 import cv2
+import forked_tools
 import numpy as np
 import PIL.Image
 import pytest
@@ -52,7 +52,7 @@ def _no_decoding(*args, **kwargs):
 
 def _env(**changes):
   env = {k: v for k, v in os.environ.items() if k != images.MAX_PIXELS_ENV}
-  return {**env, "TF_CPP_MIN_LOG_LEVEL": "3", **changes}
+  return {**env, **changes}
 
 
 # ---- images.decode -----------------------------------------------------------------------------
@@ -135,9 +135,8 @@ def test_raising_the_limit_before_opencv_starts_raises_its_ceiling_too(tmp_path)
   big = fake_png(tmp_path / "big.png", OVER_OPENCV, OVER_OPENCV, gray=True)
   code = ("import sys\nfrom fgrn_tf.data import images\n"
           "try:\n  images.decode(sys.argv[1])\nexcept images.ImageError as e:\n  print(e)\n")
-  result = subprocess.run([sys.executable, "-c", code, str(big)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60,
-                          env=_env(**{images.MAX_PIXELS_ENV: str(2**31)}))
+  result = forked_tools.run([sys.executable, "-c", code, str(big)], cwd=ROOT, timeout=60,
+                            env=_env(**{images.MAX_PIXELS_ENV: str(2**31)}))
   assert result.returncode == 0, result.stderr
   assert "big.png: not a readable image" in result.stdout, result.stdout
 
@@ -154,10 +153,10 @@ def test_cli_refuses_a_huge_file_in_one_line_and_goes_on(tmp_path, model_dir):
   past_opencv = fake_png(tmp_path / "past_opencv.png", OVER_OPENCV, OVER_OPENCV, gray=True)
   good = tmp_path / "good.png"
   images.write_image(good, photo(24, 30))
-  result = subprocess.run(
+  result = forked_tools.run(
       [sys.executable, "-m", "fgrn_tf", "roundtrip", str(big), str(past_opencv), str(good),
        "-o", str(tmp_path / "out"), "--model", str(model_dir), "--max_pixels", str(2**31)],
-      cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env())
+      cwd=ROOT, timeout=300, env=_env())
   assert result.returncode == 1, result.stderr
   assert "Traceback" not in result.stderr
   errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -177,11 +176,11 @@ def test_eval_skips_a_huge_file_with_its_reason_like_an_unreadable_one(tmp_path)
   fake_png(data / "past_opencv.png", OVER_OPENCV, OVER_OPENCV, gray=True)
   images.write_image(data / "a.png", photo(40, 36))
   out = tmp_path / "results"
-  result = subprocess.run(
+  result = forked_tools.run(
       [sys.executable, str(ROOT / "eval_main.py"), "--method", "bicubic", "--scale", "2",
        "--datasets", str(data), "--output_dir", str(out), "--niqe_params", "none",
        "--noprogress", "--max_pixels", str(2**31)],
-      cwd=ROOT, capture_output=True, text=True, timeout=300, env=_env())
+      cwd=ROOT, timeout=300, env=_env())
   assert result.returncode == 0, result.stderr
   assert "Traceback" not in result.stderr
   assert "Set x2 bicubic: PSNR" in result.stdout, result.stdout
@@ -205,11 +204,10 @@ def test_training_skips_a_huge_file_in_one_line_and_trains_on_the_rest(tmp_path)
   fake_png(data / "big.png", 100_000, 100_000)
   for i in range(3):
     images.write_image(data / f"img{i}.png", photo(40, 40, i))
-  result = subprocess.run(
-      ["timeout", "-s", "KILL", "240", sys.executable, "train_main.py", "--preset", "smoke",
-       "--workdir", str(tmp_path / "run"), "--data_dirs", str(data), "--steps", "1",
-       "--steps_per_epoch", "1", "--max_pixels", "1000000"],
-      cwd=ROOT, capture_output=True, text=True, timeout=270, env=_env())
+  result = forked_tools.run(
+      [sys.executable, "train_main.py", "--preset", "smoke", "--workdir", str(tmp_path / "run"),
+       "--data_dirs", str(data), "--steps", "1", "--steps_per_epoch", "1",
+       "--max_pixels", "1000000"], cwd=ROOT, timeout=240, env=_env())
   assert result.returncode == 0, result.stderr
   assert "Traceback" not in result.stderr
   lines = [line for line in result.stderr.splitlines() if "big.png" in line]

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 
+import forked_tools
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -226,8 +227,8 @@ MIRRORED_SCRIPT = textwrap.dedent("""
 
 def test_runs_under_mirrored_strategy_on_two_logical_cpus():
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+  result = forked_tools.run([sys.executable, "-c", MIRRORED_SCRIPT], cwd=ROOT, env=env,
+                            timeout=120)
   assert result.returncode == 0, result.stderr[-3000:]
   out = json.loads(result.stdout.strip().splitlines()[-1])
   assert out == {"replicas": 2, "same": True, "finite": True, "zeros": 0}

@@ -1,9 +1,9 @@
 """The model card copies the evaluation's numbers and says whether training is finished."""
 
 import json
-import subprocess
 import sys
 
+import forked_tools
 import numpy as np
 from conftest import ROOT
 
@@ -47,8 +47,8 @@ def _shipped_model(folder):
 
 
 def _card_tool(*args):
-  return subprocess.run([sys.executable, "export/model_card.py", *map(str, args)], cwd=ROOT,
-                        capture_output=True, text=True, timeout=120)
+  return forked_tools.run([sys.executable, "export/model_card.py", *map(str, args)], cwd=ROOT,
+                          timeout=120)
 
 
 def test_model_card_script_writes_the_card_of_the_results_and_fails_in_one_line(tmp_path):

@@ -3,9 +3,9 @@ flow stays exact, training under every policy lowers the loss and resumes exactl
 take `--precision` for Keras models only."""
 
 import os
-import subprocess
 import sys
 
+import forked_tools
 import keras
 import numpy as np
 import pytest
@@ -138,14 +138,14 @@ def test_fgrn_takes_precision_for_keras_models_and_refuses_it_for_exports(tmp_pa
   with pytest.raises(UsageError, match="applies to Keras models"):
     backends.load_backend(tmp_path / "up.tflite", precision="mixed_bfloat16")
   photo_dir = image_folder(tmp_path / "photos", count=1, size=32)
-  run = subprocess.run(
+  run = forked_tools.run(
       [sys.executable, "-m", "fgrn_tf", "roundtrip", photo_dir, "--model", str(folder),
-       "--precision", "mixed_bfloat16"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+       "--precision", "mixed_bfloat16"], cwd=ROOT, timeout=300)
   assert run.returncode == 0, run.stderr
   assert "PSNR" in run.stdout
-  run = subprocess.run(
+  run = forked_tools.run(
       [sys.executable, "-m", "fgrn_tf", "roundtrip", photo_dir, "--model", str(folder),
-       "--precision", "double"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+       "--precision", "double"], cwd=ROOT, timeout=300)
   assert run.returncode == 2
   assert run.stderr.strip().splitlines()[-1].startswith("fgrn: error: ")
 

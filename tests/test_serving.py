@@ -17,6 +17,7 @@ import sys
 import types
 
 import cv2
+import forked_tools
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -59,10 +60,10 @@ def served(tmp_path_factory):
   randomize_zero_convs(model, seed=5)  # every part of the network shapes the output
   model.save_weights(wd / workdir.BEST_WEIGHTS)
   images.write_image(check / "c.png", photo(40, 48, seed=9))
-  proc = subprocess.run(
+  proc = forked_tools.run(
       [sys.executable, "export/export_main.py", "--model", str(wd), "--output_dir", str(out),
        "--check_dir", str(check), "--formats", "savedmodel", "--tile", str(TILE),
-       "--max_pixels", str(CAP)], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+       "--max_pixels", str(CAP)], cwd=ROOT, env=ENV, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   sm_dir = out / "fgrn_x2" / "1"
   # Pictures as users send them: sizes that are not multiples of the scale and span 2 x 2
@@ -280,10 +281,10 @@ def test_the_bytes_signatures_take_and_give_string_vectors(served):
 def test_saved_model_cli_runs_the_bytes_signatures(served, tmp_path):
   # Fixed-width bytes need no pickle; numpy drops trailing NULs, which no PNG ends with.
   np.save(tmp_path / "lr.npy", np.array([served.cli_lr["rgb.png"], served.cli_lr["gray.png"]]))
-  run = subprocess.run([str(SAVED_MODEL_CLI), "run", "--dir", str(served.sm_dir), "--tag_set",
+  run = forked_tools.run([str(SAVED_MODEL_CLI), "run", "--dir", str(served.sm_dir), "--tag_set",
                         "serve", "--signature_def", "upscale_bytes", "--inputs",
                         f"lr_bytes={tmp_path / 'lr.npy'}", "--outdir", str(tmp_path / "o")],
-                       capture_output=True, text=True, env=ENV, timeout=300)
+                         env=ENV, timeout=300)
   assert run.returncode == 0, run.stderr[-2000:]
   got = np.load(tmp_path / "o" / "hr_bytes.npy", allow_pickle=True)
   for data, name in zip(got, ("rgb.png", "gray.png"), strict=True):
@@ -352,10 +353,10 @@ def test_a_jpeg_lr_is_the_png_path_through_tfs_encoder(served):
 def test_export_refuses_bad_serving_flags_in_one_line(tmp_path):
   for args, words in [(["--quality", "80"], "--quality needs --lr_format jpeg"),
                       (["--tile", "100"], "--tile 100 is too small for this model (x2)")]:
-    proc = subprocess.run([sys.executable, "export/export_main.py", "--model",
+    proc = forked_tools.run([sys.executable, "export/export_main.py", "--model",
                            str(write_model_dir(tmp_path / "wd")), "--output_dir",
                            str(tmp_path / "out"), "--formats", "savedmodel", *args],
-                          cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+                            cwd=ROOT, env=ENV, timeout=300)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("export: error:")]
     assert len(errors) == 1 and words in errors[0], proc.stderr[-2000:]

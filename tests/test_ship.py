@@ -8,6 +8,7 @@ import subprocess
 import sys
 import types
 
+import forked_tools
 import h5py
 import numpy as np
 import pytest
@@ -167,11 +168,11 @@ def test_export_without_a_model_exports_the_shipped_model(tmp_path):
   if not shipped.is_dir():
     pytest.skip(f"no shipped model at {shipped}")
   out = tmp_path / "out"
-  proc = subprocess.run(
+  proc = forked_tools.run(
       [sys.executable, "export/export_main.py", "--output_dir", str(out), "--formats",
        "tflite_float16", "--check_images", "1", "--check_crop", "64"],
       cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-      capture_output=True, text=True, timeout=600)
+      timeout=600)
   assert proc.returncode == 0, proc.stderr[-2000:]
   manifest = json.loads((out / "manifest.json").read_text())
   assert manifest["source"]["path"] == str(shipped.resolve())
@@ -204,7 +205,7 @@ def test_ship_tool_refuses_an_unknown_format_in_one_line_before_writing(tmp_path
   run = tmp_path / "run"
   make_run(run)
   tool = [sys.executable, "export/ship_main.py", "--model", str(run)]
-  proc = subprocess.run([*tool, "--output_dir", str(tmp_path / "bad"), "--formats", "nope"],
-                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+  proc = forked_tools.run([*tool, "--output_dir", str(tmp_path / "bad"), "--formats", "nope"],
+                          cwd=ROOT, timeout=300)
   assert proc.returncode != 0 and "unknown format(s) nope" in proc.stderr
   assert not (tmp_path / "bad").exists()

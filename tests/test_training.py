@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 
+import forked_tools
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -36,9 +37,9 @@ def _smoke(data_dir, **train_changes):
   return config.preset("smoke").replace(train={"data_dirs": (data_dir,), **train_changes})
 
 
-def _run_main(*args, timeout=240, **popen):
-  return subprocess.run(train_command(*args, timeout=timeout), cwd=ROOT, env=ENV,
-                        capture_output=True, text=True, timeout=timeout + 30, **popen)
+def _run_main(*args, timeout=240):
+  return forked_tools.run([sys.executable, "train_main.py", *args], cwd=ROOT, env=ENV,
+                          timeout=timeout)
 
 
 def _run_timing_imports(*args):
@@ -83,8 +84,8 @@ def test_every_config_field_is_a_flag_with_its_docstring_line_as_help():
 
 
 def test_train_main_helpfull_lists_every_field_as_a_flag():
-  result = subprocess.run([sys.executable, "train_main.py", "--helpfull"], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=120)
+  result = forked_tools.run([sys.executable, "train_main.py", "--helpfull"], cwd=ROOT, env=ENV,
+                            timeout=120)
   assert result.returncode in (0, 1) and result.stderr == "", result.stderr[-2000:]  # absl: 1
   for f in config_fields.override_fields():
     assert f"--{f.name}:" in result.stdout or f"--[no]{f.name}:" in result.stdout, f.name

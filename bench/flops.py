@@ -62,6 +62,7 @@ def profiler_flops(fn, *specs) -> int:
   """Float ops TF's profiler counts in the graph of `fn` traced for static-shape `specs`."""
   import tensorflow as tf
 
+
   graph = tf.function(fn).get_concrete_function(*specs).graph
   opts = (tf.compat.v1.profiler.ProfileOptionBuilder(
       tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()).with_empty_output().build())
@@ -76,14 +77,15 @@ def profiler_flops(fn, *specs) -> int:
 def profiled_op_flops(model, hr_side: int, batch: int = 4, patch: int = 96) -> dict:
   """`op_flops` as counted by TF's profiler: convs, element-wise ops, and in the training step
   also the Adam update and the bicubic LR that guides F (computed inside the step)."""
-  import keras
   import tensorflow as tf
+
+  from fgrn_tf.models.steps import Adam
 
   s = model.scale
   hr = tf.TensorSpec([1, hr_side, hr_side, 3], tf.float32)
   lr = tf.TensorSpec([1, hr_side // s, hr_side // s, 3], tf.float32)
   if getattr(model, "optimizer", None) is None:
-    model.compile(optimizer=keras.optimizers.Adam(1e-4))
+    model.compile(optimizer=Adam(1e-4))
   model.optimizer.build(model.trainable_variables)
   patches = tf.TensorSpec([batch, patch, patch, 3], tf.float32)
   return {"downscale": profiler_flops(model.downscale_float, hr),

@@ -92,12 +92,12 @@ def profile(scale: int, quick: bool, hr_side: int = 512, batch: int = 4,
   Returns:
     `{"scale", "upscale": summarize_ops(...), "train_step": summarize_ops(...)}`.
   """
-  import keras
   import numpy as np
   import tensorflow as tf
 
   from bench.train_modes import make_dataset
   from fgrn_tf.models.fgrn import FGRN
+  from fgrn_tf.models.steps import Adam
   from fgrn_tf.runtime.backends import KerasBackend
 
   model = FGRN(common.bench_model_config(scale, quick), precision=precision)
@@ -109,7 +109,7 @@ def profile(scale: int, quick: bool, hr_side: int = 512, batch: int = 4,
             "precision": precision}
   result["upscale"] = summarize_ops(*trace_ops(lambda: backend.upscale(lr)))
 
-  model.compile(optimizer=keras.optimizers.Adam(1e-4))
+  model.compile(optimizer=Adam(1e-4))
   model.optimizer.build(model.trainable_variables)  # as the trainer does: one trace, not two
   data = next(iter(make_dataset(batch, patch)))
   step = tf.function(model.train_step)

@@ -70,10 +70,10 @@ def measure(scale: int, mode: str, batch: int, patch: int, steps: int, quick: bo
     plus `"steps_per_s"` and `"hr_mpix_per_s"` from the median, and `"first_step_s"` (trace
     and compile), or `"error"` when the mode does not run.
   """
-  import keras
   import tensorflow as tf
 
   from fgrn_tf.models.fgrn import FGRN
+  from fgrn_tf.models.steps import Adam
 
   row = {"scale": scale, "mode": mode, "batch": batch, "patch": patch}
   tag = f"train x{scale} {mode} b{batch} {patch}x{patch}"
@@ -84,7 +84,7 @@ def measure(scale: int, mode: str, batch: int, patch: int, steps: int, quick: bo
   try:
     with strategy.scope():
       model = FGRN(common.bench_model_config(scale, quick))
-      model.compile(optimizer=keras.optimizers.Adam(1e-4), jit_compile=(mode == "xla"))
+      model.compile(optimizer=Adam(1e-4), jit_compile=(mode == "xla"))
       # As the trainer does: Adam's slots made here, not in a second trace of the first step.
       model.optimizer.build(model.trainable_variables)
     data = make_dataset(batch, patch)

@@ -23,7 +23,7 @@ from fgrn_tf import workdir as wd
 from fgrn_tf.config import Experiment
 from fgrn_tf.data import patches
 from fgrn_tf.errors import one_line
-from fgrn_tf.models import jpeg, precision
+from fgrn_tf.models import jpeg, precision, steps
 from fgrn_tf.models.fgrn import FGRN
 from fgrn_tf.runtime import shipped
 from fgrn_tf.train import callbacks as cb
@@ -59,7 +59,7 @@ def build_model(experiment: Experiment, strategy=None) -> FGRN:
   with strategy.scope() if strategy is not None else contextlib.nullcontext():
     model = FGRN(experiment.model, precision=experiment.train.precision,
                  objective=experiment.objective)
-    adam = keras.optimizers.Adam(learning_rate_schedule(experiment.train))
+    adam = steps.Adam(learning_rate_schedule(experiment.train))
     # TensorFlow without XLA: slower on CPU, fails on logical CPUs (docs/tf_notes.md,
     # Training). JAX always compiles its step (op by op it would crawl).
     model.compile(optimizer=precision.optimizer(adam, experiment.train.precision),

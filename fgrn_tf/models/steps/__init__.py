@@ -4,7 +4,8 @@
 `train_step` with different signatures on each backend (TensorFlow: the batch, with variables
 updated in place; JAX: the whole state in and out, nothing mutated), so each backend has its
 own small step, and `TrainStep` is the one for the backend Keras runs on, as Keras picks its
-own Trainer class.
+own Trainer class. `Adam` is the optimizer to train with: Keras' own, with TF's fused update
+kernel on TensorFlow.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import keras
 
 from fgrn_tf.config import BACKENDS
 
+Adam = keras.optimizers.Adam
 if keras.backend.backend() == "jax":
   from fgrn_tf.models.steps.jax_step import TrainStep
 elif keras.backend.backend() == "tensorflow":
-  from fgrn_tf.models.steps.tf_step import TrainStep
+  from fgrn_tf.models.steps.tf_step import Adam, TrainStep
 else:
 
   class TrainStep:
@@ -26,4 +28,4 @@ else:
       raise NotImplementedError(f"FGRN trains on the {' and '.join(BACKENDS)} backends, not on "
                                 f"{keras.backend.backend()}")
 
-__all__ = ["BACKENDS", "TrainStep"]
+__all__ = ["BACKENDS", "Adam", "TrainStep"]

@@ -10,7 +10,7 @@ import tensorflow as tf
 from helpers import losses_on_a_fixed_batch, tiny_model, wave_images
 
 from fgrn_tf import config
-from fgrn_tf.models import jpeg
+from fgrn_tf.models import jpeg, steps
 
 CODEC = {"codec_min_quality": 60, "codec_max_quality": 90}
 
@@ -142,7 +142,7 @@ def test_codec_draws_follow_the_step_in_graph_and_eager_mode(hr):
   logs = []
   for eager in (False, True):
     model = tiny_model(seed=2, **CODEC, codec_prob=0.5)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), run_eagerly=eager)
+    model.compile(optimizer=steps.Adam(3e-3), run_eagerly=eager)  # the trainer's
     model.optimizer.build(model.trainable_variables)
     logs.append([model.train_on_batch(hr, return_dict=True)["rec_loss"] for _ in range(3)])
   np.testing.assert_allclose(logs[0], logs[1], rtol=1e-4)

@@ -174,12 +174,13 @@ TRAIN_ONE_STEP = """
 import keras, numpy as np, tensorflow as tf
 from fgrn_tf.config import Objective, smoke
 from fgrn_tf.models.fgrn import FGRN
+from fgrn_tf.models.steps import Adam
 from tensorflow.python.util import _pywrap_util_port
 # x4 through the codec holds every op kind of x2 (the strided bicubic, the flow, the JPEG too).
 for model_config in (smoke().model.replace(scale=4),):
   model = FGRN(model_config, objective=Objective(codec_min_quality=70, codec_max_quality=90,
                                                  lr_weight=0.5))
-  model.compile(optimizer=keras.optimizers.Adam(1e-3))
+  model.compile(optimizer=Adam(1e-3))  # the trainer's
   model.optimizer.build(model.trainable_variables)  # as the trainer does: one trace, not two
   hr = np.random.default_rng(0).random((2, 32, 32, 3)).astype("float32")
   logs = model.train_on_batch(hr, return_dict=True)

@@ -53,7 +53,7 @@ def test_lr_weight_pulls_the_downscaler_toward_the_bicubic_lr(hr):
 
 def test_codec_training_lowers_the_loss_on_a_fixed_batch(hr):
   model = tiny_model(seed=2, **CODEC, codec_prob=1.0)
-  model.compile(optimizer=keras.optimizers.Adam(3e-3))
+  model.compile(optimizer=steps.Adam(3e-3))
   first, last = losses_on_a_fixed_batch(model, hr, steps=15)
   assert last["rec_loss"] < first["rec_loss"]
 

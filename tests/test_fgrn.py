@@ -9,6 +9,7 @@ from helpers import losses_on_a_fixed_batch, random_images, tiny_model, wave_ima
 
 from fgrn_tf import config
 from fgrn_tf.data.imresize import imresize_np
+from fgrn_tf.models import steps
 from fgrn_tf.models.fgrn import FGRN, psnr01
 
 
@@ -70,7 +71,7 @@ def test_parameter_count_within_3_percent_of_paper(scale):
 
 def test_train_steps_lower_the_loss_on_a_fixed_batch():
   model = tiny_model(seed=2)
-  model.compile(optimizer=keras.optimizers.Adam(3e-3))
+  model.compile(optimizer=steps.Adam(3e-3))
   hr = tf.constant(wave_images(4, 32, 32, seed=3))
   first, last = losses_on_a_fixed_batch(model, hr, 30)
   assert last["rec_loss"] < 0.5 * first["rec_loss"]

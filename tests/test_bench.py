@@ -211,8 +211,7 @@ def test_gpu_check_fails_in_one_line_where_there_is_no_gpu(tmp_path):
 def test_gpu_train_measures_each_precision_and_refuses_a_machine_without_gpus():
   base = [sys.executable, "-m", "bench.gpu_train", "--batch", "4", "--patch", "32", "--steps",
           "2", "--warmup", "1", "--quick"]
-  run = forked_tools.run([*base, "--allow_cpu"], cwd=ROOT,
-                         timeout=600)
+  run = forked_tools.run([*base, "--allow_cpu"], cwd=ROOT, timeout=600)
   assert run.returncode == 0, run.stderr
   rows = [line for line in run.stdout.splitlines() if line.startswith("| mixed_float16 |")
           or line.startswith("| float32 |")]

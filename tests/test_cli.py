@@ -489,8 +489,8 @@ def test_a_flag_a_tool_cannot_take_is_one_line_and_exit_2_in_every_tool(tool, tm
             "fgrn-train": "--max_pixels=many"}[tool]
   for bad in (shared, "--no_such_flag"):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-    proc = forked_tools.run([sys.executable, *TOOLS[tool], bad], cwd=tmp_path,
-                            timeout=120, env=env)
+    proc = forked_tools.run([sys.executable, *TOOLS[tool], bad], cwd=tmp_path, timeout=120,
+                            env=env)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and ": error: " in lines[0], proc.stderr
     assert bad.split("=")[0].lstrip("-") in lines[0]

@@ -21,6 +21,7 @@ sys.exit(int(sys.argv[1]))
 
 
 def _both(monkeypatch, args, **kwargs):
+  monkeypatch.setenv("FGRN_TEST_FORK", "1")  # whatever the suite's setting
   forked = forked_tools.run(args, **kwargs)
   with monkeypatch.context() as m:
     m.setenv("FGRN_TEST_FORK", "0")
@@ -48,7 +49,8 @@ def test_a_run_whose_start_up_differs_starts_a_fresh_process(tmp_path):
   assert run.returncode == 0 and run.stderr.endswith("False\n")
 
 
-def test_a_forked_run_past_its_timeout_is_killed():
+def test_a_forked_run_past_its_timeout_is_killed(monkeypatch):
+  monkeypatch.setenv("FGRN_TEST_FORK", "1")
   with pytest.raises(subprocess.TimeoutExpired):
     forked_tools.run([sys.executable, "-c", "import time; time.sleep(60)"], timeout=0.5)
   assert forked_tools.run([sys.executable, "-c", PROBE, "0"], timeout=60).returncode == 0

@@ -56,10 +56,11 @@ def cpu_model_and_flags() -> tuple[str, list[str]]:
 
 
 def onednn_enabled(env: dict | None = None) -> bool | None:
-  """Whether TensorFlow runs its oneDNN kernels, asked of TF in a fresh process.
+  """Whether TensorFlow runs its oneDNN kernels with `env`'s TF_ENABLE_ONEDNN_OPTS.
 
-  TF decides at start-up from the CPU (on by default with AVX-512) and TF_ENABLE_ONEDNN_OPTS;
-  a fresh process keeps this one free of TF (importing it would fix its threading).
+  TF decides at start-up from the CPU (on by default with AVX-512) and TF_ENABLE_ONEDNN_OPTS.
+  A process that has loaded TF under that setting answers itself; otherwise a fresh process is
+  asked, so that the question alone never loads TF here (a JAX run has no use for it).
   """
   env = {**os.environ, **tf_env.DEFAULTS, **(env or {})}
   # One answer per setting in a process: TF decides from the CPU and this variable alone, and
@@ -74,6 +75,12 @@ _ONEDNN_ANSWERS: dict[str | None, bool | None] = {}
 
 
 def _ask_onednn(env: dict) -> bool | None:
+  if (sys.modules.get("tensorflow") is not None
+      and env.get("TF_ENABLE_ONEDNN_OPTS") == os.environ.get("TF_ENABLE_ONEDNN_OPTS")):
+    # TF is loaded already, under this very setting: its answer costs nothing here.
+    from tensorflow.python.util import _pywrap_util_port
+
+    return bool(_pywrap_util_port.IsMklEnabled())
   code = ("from fgrn_tf import tf_env; tf_env.skip_optional_imports(); "
           "from tensorflow.python.util import _pywrap_util_port as p; "
           "print(int(p.IsMklEnabled()))")

@@ -247,3 +247,20 @@ def test_the_onednn_answer_is_asked_of_tf_once_per_setting(monkeypatch):
   assert common.onednn_enabled() and common.onednn_enabled()
   assert common.onednn_enabled({"TF_ENABLE_ONEDNN_OPTS": "0"})
   assert len(asked) == 2
+
+
+def test_a_process_with_tf_loaded_answers_the_onednn_question_itself(monkeypatch):
+  import tensorflow  # noqa: F401  (loaded, as in a benchmark that has measured already)
+  from tensorflow.python.util import _pywrap_util_port
+
+  from bench import common
+
+  fresh = []
+  monkeypatch.setattr(common, "_ONEDNN_ANSWERS", {})
+  monkeypatch.setattr(common.subprocess, "run", lambda args, env, **kwargs: fresh.append(
+      env["TF_ENABLE_ONEDNN_OPTS"]) or subprocess.CompletedProcess(args, 0, "1\n", ""))
+  assert common.onednn_enabled() is bool(_pywrap_util_port.IsMklEnabled())
+  assert fresh == []
+  other = "0" if os.environ.get("TF_ENABLE_ONEDNN_OPTS") != "0" else "1"
+  assert common.onednn_enabled({"TF_ENABLE_ONEDNN_OPTS": other}) is True
+  assert fresh == [other]  # another setting: TF here decided under this process's

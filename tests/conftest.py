@@ -22,12 +22,12 @@ tf_env.set_defaults()
 import pytest  # noqa: E402
 
 # The modules that take longest, longest first (wall seconds under `-n 2` on a 2-core EPYC:
-# 98, 66, 56, 55, 38, 36, 35, 33, 32, 31, 27), then the rest in their own order. xdist hands
-# whole modules (`--dist loadfile`) to whichever worker is free, in this order: begun last, one
-# of them would leave a single worker running on alone at the end.
+# 98, 66, 56, 55, 38, 36, 35, 33, 32, 31, 27, 25), then the rest in their own order. xdist
+# hands whole modules (`--dist loadfile`) to whichever worker is free, in this order: begun
+# last, one of them would leave a single worker running on alone at the end.
 LONGEST_FIRST = ("test_training.py", "test_jax.py", "test_export.py", "test_bench.py",
                  "test_quiet.py", "test_fgrn.py", "test_codec_training.py", "test_cli.py",
-                 "test_precision.py", "test_ship.py", "test_serving.py")
+                 "test_precision.py", "test_ship.py", "test_serving.py", "test_distributed.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -22,12 +22,19 @@ tf_env.set_defaults()
 import pytest  # noqa: E402
 
 # The modules that take longest, longest first (wall seconds under `-n 2` on a 2-core EPYC:
-# 98, 66, 56, 55, 38, 36, 35, 33, 32, 31, 27, 25), then the rest in their own order. xdist
-# hands whole modules (`--dist loadfile`) to whichever worker is free, in this order: begun
-# last, one of them would leave a single worker running on alone at the end.
+# 107, 66, 62, 53, 44, 37, 37, 37, 35, 31, 30, 27, 15, 14, 12, 11), then the rest in their own
+# order. xdist hands whole modules (`--dist loadfile`) to whichever worker is free; by its own
+# order (most tests first) test_distributed and test_gpu_campaign came last, and one worker ran
+# on alone for ~18 s at the end.
 LONGEST_FIRST = ("test_training.py", "test_jax.py", "test_export.py", "test_bench.py",
-                 "test_quiet.py", "test_fgrn.py", "test_codec_training.py", "test_cli.py",
-                 "test_precision.py", "test_ship.py", "test_serving.py", "test_distributed.py")
+                 "test_quiet.py", "test_fgrn.py", "test_precision.py", "test_ship.py",
+                 "test_codec_training.py", "test_cli.py", "test_serving.py", "test_distributed.py",
+                 "test_jpeg.py", "test_eval.py", "test_backends.py", "test_gpu_campaign.py")
+
+
+def pytest_configure(config):
+  if hasattr(config.option, "loadscopereorder"):  # xdist's: keep the order below
+    config.option.loadscopereorder = False
 
 
 def pytest_collection_modifyitems(items):

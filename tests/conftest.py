@@ -38,6 +38,9 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(items):
+  gone = [name for name in LONGEST_FIRST if not (ROOT / "tests" / name).is_file()]
+  if gone:
+    raise pytest.UsageError(f"conftest.LONGEST_FIRST names modules that are gone: {gone}")
   rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
   items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a module's order
 

@@ -62,7 +62,6 @@ def profiler_flops(fn, *specs) -> int:
   """Float ops TF's profiler counts in the graph of `fn` traced for static-shape `specs`."""
   import tensorflow as tf
 
-
   graph = tf.function(fn).get_concrete_function(*specs).graph
   opts = (tf.compat.v1.profiler.ProfileOptionBuilder(
       tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()).with_empty_output().build())

@@ -18,6 +18,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 from fgrn_tf import tf_env  # noqa: E402
 
 tf_env.set_defaults()
+# XLA compiles more cheaply in every process of the run (TF's `jit_compile` in this one and the
+# tools it starts, the JAX subprocesses): it optimises the code less (level 0) and generates its
+# fused loops with the older emitters. The quick benchmark's XLA training process went from 10.5
+# to 6.4 s and the JAX training scripts' CPU time from ~23 to ~15 s (2-core EPYC). What the tests
+# check (losses, resume, exact JPEG levels, agreement within a level) does not depend on either.
+# Set before any tool server starts, so that the tools still fork from one (forked_tools).
+CHEAP_XLA = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {CHEAP_XLA}".strip()
 
 import pytest  # noqa: E402
 
@@ -112,17 +120,13 @@ def every_format_export(tmp_path_factory):
 def jax_env(tmp_path_factory) -> dict:
   """The environment of a JAX subprocess on the CPU. Compiling is most of the JAX tests' time:
   one XLA compilation cache serves the whole run (every xdist worker; the processes compile the
-  same initializers and steps, ~1 s each on 2 cores), and XLA compiles more cheaply: it
-  optimises the code less (level 0) and generates its fused loops with the older emitters,
-  which took the JAX training scripts' CPU time from ~23 to ~15 s (the three short fits) and
-  ~38 to ~28 s (the codec resume) on a 2-core EPYC. What the tests check (losses, resume, exact
-  JPEG levels, agreement with TF within a level) does not depend on either."""
+  same initializers and steps, ~1 s each on 2 cores), with the cheaper XLA of `CHEAP_XLA`
+  (os.environ's XLA_FLAGS): the codec resume took ~28 s of CPU with it, ~38 s without."""
   root = _run_root(tmp_path_factory)
   return {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
           "JAX_COMPILATION_CACHE_DIR": str(root / "jax_cache"),
           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-          "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-          "XLA_FLAGS": "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"}
+          "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
 @pytest.fixture()
